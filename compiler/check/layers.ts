@@ -1,0 +1,411 @@
+// Layer statements and block expansion: resolves a layer's inputs and attributes, validates them
+// against the layer kind's schema, and applies its shape rule. Blocks are expanded in place; their
+// inner layers are named `<instance>.<inner>`, and the instance name stands for the last one.
+import type { BlockDecl, LayerStmt, NamedArg, Span } from "../../grammar/ast.ts";
+import { diag, didYouMean, similarNames, type Diagnostic } from "../diagnostics.ts";
+import type { Node, OpKind, Param, TowerLayout } from "../graph.ts";
+import { isLayerKind, layerKinds, opSpecs, type AttrSpec } from "./attributes.ts";
+import { shapeRules, type InputInfo } from "./shapes.ts";
+import {
+  describeKind,
+  evaluate,
+  newScope,
+  showVal,
+  toPlain,
+  visibleNames,
+  type Scope,
+  type Val,
+} from "./values.ts";
+
+/** Everything the expansion writes to; one per network. */
+export interface ExpansionState {
+  towers: number;
+  classes: number;
+  blocks: Map<string, BlockDecl>;
+  /** Shape and layout of every graph value (inputs and layer outputs), by graph name. */
+  values: Map<string, { shape: number[]; layout: TowerLayout }>;
+  /** Graph values whose definition failed: readers stay silent instead of cascading errors. */
+  poisoned: Set<string>;
+  /** Global declaration names (consts, inputs, layers) with where they were declared. */
+  declared: Map<string, Span>;
+  nodes: Node[];
+  params: Param[];
+  diagnostics: Diagnostic[];
+}
+
+export interface ExpansionFrame {
+  scope: Scope;
+  /** `""` at top level, `inst.` inside block instance `inst`. */
+  prefix: string;
+  /** Blocks being expanded, to detect recursion. */
+  stack: string[];
+  /** Where the current block instance was called, for a secondary label. */
+  callSite?: { span: Span; block: string };
+}
+
+/** Defines one layer statement; returns the graph name its value is known by, if any. */
+export function defineLayer(
+  stmt: LayerStmt,
+  frame: ExpansionFrame,
+  state: ExpansionState,
+): string | undefined {
+  // The parser recovers a statement it could not read whole with empty names; it already reported it.
+  if (stmt.name.name === "") return undefined;
+  const graphName = frame.prefix + stmt.name.name;
+  const report = (d: Diagnostic) => {
+    if (frame.callSite)
+      d.labels.push({
+        span: frame.callSite.span,
+        message: `in this use of block \`${frame.callSite.block}\``,
+      });
+    state.diagnostics.push(d);
+  };
+  if (
+    state.values.has(graphName) ||
+    (frame.prefix === "" && state.declared.has(graphName) && state.declared.get(graphName) !== stmt.name.span)
+  ) {
+    const first = state.declared.get(graphName);
+    report(
+      diag("AX2008", { name: graphName }, stmt.name.span, {
+        labels: first ? [{ span: first, message: "first defined here" }] : [],
+        help: "give each layer a unique name",
+      }),
+    );
+    return undefined;
+  }
+  const bind = (name: string) =>
+    frame.scope.bindings.set(stmt.name.name, { kind: "tensor", name, declared: stmt.name.span });
+  const fail = () => {
+    state.poisoned.add(graphName);
+    state.values.set(graphName, { shape: [], layout: { kind: "replicated" } });
+    bind(graphName);
+    return graphName;
+  };
+
+  frame.scope.current = stmt.name.name;
+  try {
+    const op = stmt.op.name;
+    if (op === "") return fail();
+    if (state.blocks.has(op)) {
+      const output = expandBlock(stmt, state.blocks.get(op)!, frame, state, report);
+      if (output === undefined) return fail();
+      bind(output);
+      return output;
+    }
+    if (!isLayerKind(op)) {
+      const candidates = [...layerKinds, ...state.blocks.keys()];
+      const similar = similarNames(op, candidates);
+      report(
+        diag("AX2001", { name: op }, stmt.op.span, {
+          help:
+            didYouMean(op, candidates) ?? `layer kinds are ${layerKinds.map((k) => `\`${k}\``).join(", ")}`,
+          fix: similar.length
+            ? {
+                description: `replace with \`${similar[0]}\``,
+                edits: [{ span: stmt.op.span, text: similar[0] }],
+                applicability: "maybe",
+              }
+            : undefined,
+        }),
+      );
+      return fail();
+    }
+    const node = builtinLayer(stmt, op, graphName, frame, state, report);
+    if (!node) return fail();
+    state.nodes.push(node);
+    state.values.set(graphName, { shape: node.shape, layout: node.layout });
+    bind(graphName);
+    return graphName;
+  } finally {
+    frame.scope.current = undefined;
+  }
+}
+
+/** Resolves positional arguments to graph values; undefined if any is missing or poisoned. */
+function resolveInputs(
+  stmt: LayerStmt,
+  frame: ExpansionFrame,
+  state: ExpansionState,
+  report: (d: Diagnostic) => void,
+): InputInfo[] | undefined {
+  const infos: InputInfo[] = [];
+  let ok = true;
+  for (const value of stmt.inputs) {
+    const v = evaluate(value, frame.scope, state.diagnostics);
+    if (v.kind === "tensor") {
+      const info = state.values.get(v.name);
+      if (!info || state.poisoned.has(v.name)) ok = false;
+      else infos.push({ name: v.name, ...info });
+      continue;
+    }
+    ok = false;
+    if (v.kind === "error") continue;
+    if (v.kind === "word") {
+      const tensors = visibleNames(frame.scope).filter((n) => {
+        const b = frame.scope.bindings.get(n) ?? undefined;
+        return !b || b.kind === "tensor";
+      });
+      const similar = similarNames(v.name, tensors);
+      report(
+        diag("AX2006", { name: v.name }, v.span, {
+          help: didYouMean(v.name, tensors) ?? "a layer's inputs name earlier layers or the network's inputs",
+          fix: similar.length
+            ? {
+                description: `replace with \`${similar[0]}\``,
+                edits: [{ span: v.span, text: similar[0] }],
+                applicability: "maybe",
+              }
+            : undefined,
+        }),
+      );
+    } else {
+      report(
+        diag(
+          "AX2023",
+          { name: showVal(v), is: describeKind(v), expected: "tensor (a layer input)" },
+          v.span,
+          {
+            help: "attributes are written `name: value`",
+          },
+        ),
+      );
+    }
+  }
+  return ok ? infos : undefined;
+}
+
+/** Validates named arguments against the spec table; undefined after reporting a problem. */
+function resolveAttrs(
+  op: OpKind,
+  attrs: NamedArg[],
+  frame: ExpansionFrame,
+  state: ExpansionState,
+  report: (d: Diagnostic) => void,
+  statementSpan: Span,
+): { values: Record<string, unknown>; spans: Map<string, Span> } | undefined {
+  const specs: Record<string, AttrSpec> = opSpecs[op].attrs;
+  const values: Record<string, unknown> = {};
+  const spans = new Map<string, Span>();
+  let ok = true;
+  let unknownGiven = false;
+  for (const arg of attrs) {
+    const name = arg.name.name;
+    if (spans.has(name)) {
+      report(
+        diag("AX2021", { attr: name }, arg.name.span, {
+          labels: [{ span: spans.get(name)!, message: "first given here" }],
+        }),
+      );
+      ok = false;
+      continue;
+    }
+    spans.set(name, arg.value.span);
+    const spec = Object.hasOwn(specs, name) ? specs[name] : undefined;
+    if (!spec) {
+      const known = Object.keys(specs);
+      const similar = similarNames(name, known);
+      report(
+        diag("AX2002", { attr: name, op }, arg.name.span, {
+          help:
+            didYouMean(name, known) ??
+            (known.length
+              ? `\`${op}\` takes ${known.map((k) => `\`${k}\``).join(", ")}`
+              : `\`${op}\` takes no attributes`),
+          fix: similar.length
+            ? {
+                description: `rename to \`${similar[0]}\``,
+                edits: [{ span: arg.name.span, text: similar[0] }],
+                applicability: "safe",
+              }
+            : undefined,
+        }),
+      );
+      ok = false;
+      unknownGiven = true;
+      continue;
+    }
+    const v: Val = evaluate(arg.value, frame.scope, state.diagnostics);
+    if (v.kind === "error") {
+      ok = false;
+      continue;
+    }
+    const parsed = spec.schema.safeParse(toPlain(v));
+    if (!parsed.success) {
+      const got = v.kind === "tensor" ? `the tensor \`${v.name}\`` : `\`${showVal(v)}\``;
+      report(diag("AX2004", { attr: name, op, problem: `must be ${spec.expects}, got ${got}` }, v.span));
+      ok = false;
+      continue;
+    }
+    values[name] = parsed.data;
+  }
+  for (const [name, spec] of Object.entries(specs)) {
+    if (name in values || spans.has(name)) continue;
+    // A misspelt attribute is usually the missing one: one diagnostic, not two.
+    if (unknownGiven && spec.default === undefined && !spec.optional) continue;
+    if (spec.default !== undefined) values[name] = spec.default;
+    else if (!spec.optional) {
+      report(
+        diag("AX2003", { op, attr: name }, statementSpan, { help: `add \`${name}: …\` (${spec.expects})` }),
+      );
+      ok = false;
+    }
+  }
+  return ok ? { values, spans } : undefined;
+}
+
+function builtinLayer(
+  stmt: LayerStmt,
+  op: OpKind,
+  graphName: string,
+  frame: ExpansionFrame,
+  state: ExpansionState,
+  report: (d: Diagnostic) => void,
+): Node | undefined {
+  const { min, max } = opSpecs[op].inputs;
+  if (stmt.inputs.length < min || stmt.inputs.length > max) {
+    const expected = min === max ? String(min) : `${min} or more`;
+    report(diag("AX2005", { op, expected, got: stmt.inputs.length }, stmt.op.span));
+    return undefined;
+  }
+  const inputs = resolveInputs(stmt, frame, state, report);
+  const attrs = resolveAttrs(op, stmt.attrs, frame, state, report, stmt.span);
+  if (!inputs || !attrs) return undefined;
+  let failed = false;
+  const result = shapeRules[op]({
+    name: graphName,
+    towers: state.towers,
+    classes: state.classes,
+    attrs: attrs.values,
+    inputs,
+    span: stmt.name.span,
+    attrSpan: (attr) => attrs.spans.get(attr) ?? stmt.span,
+    inputSpan: (i) => stmt.inputs[i]?.span ?? stmt.span,
+    report: (d) => {
+      failed = true;
+      report(d);
+    },
+  });
+  if (!result || failed) return undefined;
+  const params: Param[] = result.params.map((p) => ({
+    name: `${graphName}.${p.suffix}`,
+    shape: p.shape,
+    init: p.init,
+    trainable: p.trainable,
+    layer: graphName,
+  }));
+  state.params.push(...params);
+  return {
+    name: graphName,
+    attrs: result.attrs,
+    inputs: inputs.map((i) => i.name),
+    shape: result.shape,
+    layout: result.layout,
+    params: params.map((p) => p.name),
+    macs: result.macs,
+    span: stmt.span,
+  };
+}
+
+function expandBlock(
+  stmt: LayerStmt,
+  block: BlockDecl,
+  frame: ExpansionFrame,
+  state: ExpansionState,
+  report: (d: Diagnostic) => void,
+): string | undefined {
+  const blockName = block.name.name;
+  if (frame.stack.includes(blockName)) {
+    report(
+      diag("AX2022", { block: blockName }, stmt.op.span, {
+        notes: [`expansion: ${[...frame.stack, blockName].join(" → ")}`],
+      }),
+    );
+    return undefined;
+  }
+  const scope = newScope(rootScope(frame.scope));
+  const bound = new Set<string>();
+  let ok = true;
+  if (stmt.inputs.length > block.params.length) {
+    report(
+      diag(
+        "AX2005",
+        { op: blockName, expected: String(block.params.length), got: stmt.inputs.length },
+        stmt.inputs[block.params.length].span,
+      ),
+    );
+    return undefined;
+  }
+  const bindArg = (param: string, value: Val, declared: Span) => {
+    if (value.kind === "error") ok = false;
+    else if (value.kind === "tensor")
+      scope.bindings.set(param, { kind: "tensor", name: value.name, declared });
+    else scope.bindings.set(param, { kind: "value", val: value, declared });
+    bound.add(param);
+  };
+  stmt.inputs.forEach((value, i) =>
+    bindArg(block.params[i].name.name, evaluate(value, frame.scope, state.diagnostics), value.span),
+  );
+  for (const arg of stmt.attrs) {
+    const param = block.params.find((p) => p.name.name === arg.name.name);
+    if (!param) {
+      const names = block.params.map((p) => p.name.name);
+      report(
+        diag("AX2016", { block: blockName, param: arg.name.name }, arg.name.span, {
+          help: didYouMean(arg.name.name, names),
+        }),
+      );
+      ok = false;
+    } else if (bound.has(param.name.name)) {
+      report(diag("AX2021", { attr: arg.name.name }, arg.name.span));
+      ok = false;
+    } else bindArg(param.name.name, evaluate(arg.value, frame.scope, state.diagnostics), arg.value.span);
+  }
+  for (const param of block.params) {
+    if (bound.has(param.name.name)) continue;
+    if (param.default)
+      bindArg(
+        param.name.name,
+        evaluate(param.default, rootScope(frame.scope), state.diagnostics),
+        param.name.span,
+      );
+    else {
+      report(
+        diag("AX2015", { block: blockName, param: param.name.name }, stmt.op.span, {
+          labels: [{ span: param.name.span, message: "declared here" }],
+        }),
+      );
+      ok = false;
+    }
+  }
+  if (!ok) return undefined;
+  if (block.body.length === 0) {
+    report(
+      diag(
+        "AX2010",
+        { name: frame.prefix + stmt.name.name, detail: `block \`${blockName}\` has no layers` },
+        stmt.op.span,
+      ),
+    );
+    return undefined;
+  }
+  for (const inner of block.body) scope.pending.set(inner.name.name, inner.name.span);
+  const inner: ExpansionFrame = {
+    scope,
+    prefix: `${frame.prefix}${stmt.name.name}.`,
+    stack: [...frame.stack, blockName],
+    callSite: frame.callSite ?? { span: stmt.span, block: blockName },
+  };
+  let output: string | undefined;
+  for (const layer of block.body) {
+    scope.pending.delete(layer.name.name);
+    output = defineLayer(layer, inner, state);
+  }
+  return output && !state.poisoned.has(output) ? output : undefined;
+}
+
+/** The network-level scope (constants and inputs): what a block body sees besides its arguments. */
+function rootScope(scope: Scope): Scope {
+  let s = scope;
+  while (s.parent) s = s.parent;
+  return s;
+}

@@ -1,0 +1,123 @@
+// The `alexc` command line. Exit codes: 0 clean, 1 user errors, 2 bad usage, 70 internal error.
+import { readFileSync } from "node:fs";
+import { parseArgs, type ParseArgsConfig } from "node:util";
+import { DiagnosticError, hasErrors, type Diagnostic } from "./diagnostics.ts";
+import { compileSource } from "./frontend.ts";
+import { UsageError, VERSION } from "./command-context.ts";
+import { diagnosticsToJson, renderDiagnostics, summary } from "./render.ts";
+import { commands } from "./commands.ts";
+
+const usage = `alexc ${VERSION} — a model-graph compiler for AlexNet-style networks
+
+usage: alexc <command> FILE [options]
+
+commands:
+  check FILE                     parse and check; diagnostics only
+  info FILE                      per-layer table: per-tower output shape, parameters, multiply-adds
+  compile FILE --dump-ir         print the checked graph, one binding per line
+  compile FILE -o DIR            write the plan: DIR/plan.json and DIR/kernels/*.wgsl (no GPU needed)
+  run FILE --input X.safetensors -o Y.safetensors [--weights W.safetensors | --init SEED]
+                                 run the forward pass on a WebGPU device; writes \`logits\`
+  export-onnx FILE -o model.onnx [--weights W.safetensors | --init SEED]
+                                 the forward graph as ONNX (opset 13) with weights
+
+options:
+  --format text|json             output format for diagnostics, info and check (default text)
+  --batch N                      batch size for compile/run (default: the input's, else 1)
+  --max-binding-bytes N          compile: the device's maxStorageBufferBindingSize (default 134217728)
+  -h, --help                     this help
+  -v, --version                  the version
+`;
+
+const options = {
+  format: { type: "string" },
+  output: { type: "string", short: "o" },
+  "dump-ir": { type: "boolean" },
+  batch: { type: "string" },
+  weights: { type: "string" },
+  init: { type: "string" },
+  input: { type: "string" },
+  "max-binding-bytes": { type: "string" },
+  help: { type: "boolean", short: "h" },
+  version: { type: "boolean", short: "v" },
+} satisfies ParseArgsConfig["options"];
+
+export interface CliIo {
+  out: (text: string) => void;
+  err: (text: string) => void;
+}
+
+const processIo: CliIo = {
+  out: (text) => void process.stdout.write(text + "\n"),
+  err: (text) => void process.stderr.write(text + "\n"),
+};
+
+export async function main(argv: string[], io: CliIo = processIo): Promise<number> {
+  let parsed;
+  try {
+    parsed = parseArgs({ args: argv, options, allowPositionals: true, strict: true });
+  } catch (e) {
+    io.err(`alexc: ${(e as Error).message}\n\n${usage}`);
+    return 2;
+  }
+  const { values, positionals } = parsed;
+  if (values.version) {
+    io.out(VERSION);
+    return 0;
+  }
+  const [command, file, ...extra] = positionals;
+  if (values.help || !command) {
+    (command || values.help ? io.out : io.err)(usage);
+    return values.help ? 0 : 2;
+  }
+  const run = commands[command];
+  if (!run) {
+    io.err(`alexc: unknown command \`${command}\`\n\n${usage}`);
+    return 2;
+  }
+  if (!file || extra.length) {
+    io.err(`alexc: \`${command}\` takes exactly one FILE\n\n${usage}`);
+    return 2;
+  }
+  const format = values.format ?? "text";
+  if (format !== "text" && format !== "json") {
+    io.err(`alexc: --format must be text or json, got \`${format}\``);
+    return 2;
+  }
+  let source: string;
+  try {
+    source = readFileSync(file, "utf8");
+  } catch (e) {
+    io.err(`alexc: cannot read ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+    return 1;
+  }
+  const front = compileSource(source);
+  const report = (ds: Diagnostic[]) => {
+    if (ds.length === 0) return;
+    if (format === "json") io.out(JSON.stringify(diagnosticsToJson(ds, file), null, 2));
+    else io.err(`${renderDiagnostics(ds, file, source, { color: process.stderr.isTTY })}\n\n${summary(ds)}`);
+  };
+  try {
+    if (hasErrors(front.diagnostics) || !front.graph) {
+      report(front.diagnostics);
+      return 1;
+    }
+    if (command !== "check") report(front.diagnostics); // warnings
+    return await run({ file, source, front, values, format, out: io.out, err: io.err }, report);
+  } catch (e) {
+    if (e instanceof DiagnosticError) {
+      report(e.diagnostics);
+      return 1;
+    }
+    if (e instanceof UsageError) {
+      io.err(`alexc: ${e.message}`);
+      return 2;
+    }
+    io.err(`alexc: internal error (this is a bug in alexc, please report it):\n${(e as Error).stack ?? e}`);
+    return 70;
+  }
+}
+
+if (import.meta.main) {
+  process.exitCode = await main(process.argv.slice(2));
+}

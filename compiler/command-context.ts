@@ -1,0 +1,18 @@
+// What every CLI command receives, and the CLI's own error for bad usage (exit status 2).
+import { readFileSync } from "node:fs";
+import type { FrontendResult } from "./frontend.ts";
+
+export const VERSION = JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8"))
+  .version as string;
+
+export class UsageError extends Error {}
+
+export interface CommandContext {
+  file: string;
+  source: string;
+  front: FrontendResult;
+  values: Record<string, string | boolean | undefined>;
+  format: "text" | "json";
+  out: (text: string) => void;
+  err: (text: string) => void;
+}

@@ -1,0 +1,195 @@
+// The CLI's commands, each `(context, report) => exit code`. Parsing and checking already happened
+// (compiler/cli.ts); a command runs only on a graph without errors.
+import { mkdirSync, writeFileSync, renameSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { UsageError, VERSION, type CommandContext } from "./command-context.ts";
+import { diag, DiagnosticError, type Diagnostic } from "./diagnostics.ts";
+import { dumpGraph } from "./dump.ts";
+import type { Graph } from "./graph.ts";
+import { formatInfo, networkInfo } from "./info.ts";
+import { lower } from "./lower.ts";
+import { exportOnnx } from "./onnx.ts";
+import { initParams } from "../runtime/init.ts";
+import { readSafetensors, writeSafetensors } from "../runtime/safetensors.ts";
+
+type Command = (ctx: CommandContext, report: (ds: Diagnostic[]) => void) => Promise<number>;
+
+/** WebGPU's default maxStorageBufferBindingSize; what a plan compiled without a device assumes. */
+const DEFAULT_MAX_BINDING = 134_217_728;
+
+function intOption(value: string | boolean | undefined, name: string, min = 1): number | undefined {
+  if (value === undefined) return undefined;
+  const n = Number(value);
+  if (typeof value !== "string" || !Number.isInteger(n) || n < min)
+    throw new UsageError(`--${name} must be an integer ≥ ${min}, got \`${value}\``);
+  return n;
+}
+
+function stringOption(ctx: CommandContext, name: string, required: string): string {
+  const v = ctx.values[name];
+  if (typeof v !== "string" || v === "") throw new UsageError(`${required} (--${name})`);
+  return v;
+}
+
+/** Writes a file atomically: a kill mid-write leaves the old file or none, never half of one. */
+function writeAtomic(path: string, data: string | Uint8Array) {
+  mkdirSync(dirname(path), { recursive: true });
+  const tmp = `${path}.${process.pid}.tmp`;
+  writeFileSync(tmp, data);
+  renameSync(tmp, path);
+}
+
+/** Parameters from --weights or --init (default seed 0), with every name and shape checked. */
+function loadWeights(ctx: CommandContext, graph: Graph): Map<string, Float32Array> {
+  const file = ctx.values.weights;
+  if (file !== undefined && ctx.values.init !== undefined)
+    throw new UsageError("give either --weights or --init, not both");
+  if (typeof file !== "string") return initParams(graph, intOption(ctx.values.init, "init", 0) ?? 0);
+  const tensors = readSafetensors(file, "weights");
+  const weights = new Map<string, Float32Array>();
+  const problems: Diagnostic[] = [];
+  for (const p of graph.params) {
+    const t = tensors.get(p.name);
+    if (!t)
+      problems.push(
+        diag(
+          "AX4005",
+          { file, problem: `missing tensor \`${p.name}\` (shape [${p.shape.join(", ")}])` },
+          undefined,
+        ),
+      );
+    else if (t.shape.join(",") !== p.shape.join(","))
+      problems.push(
+        diag(
+          "AX4005",
+          {
+            file,
+            problem: `\`${p.name}\` has shape [${t.shape.join(", ")}], the network needs [${p.shape.join(", ")}]`,
+          },
+          undefined,
+        ),
+      );
+    else weights.set(p.name, t.data);
+  }
+  const known = new Set(graph.params.map((p) => p.name));
+  const unused = [...tensors.keys()].filter((n) => !known.has(n));
+  if (unused.length && problems.length === 0)
+    ctx.err(
+      `alexc: warning: ${file} has tensors the network does not use: ${unused.slice(0, 5).join(", ")}${unused.length > 5 ? ", …" : ""}`,
+    );
+  if (problems.length) throw new DiagnosticError(problems);
+  return weights;
+}
+
+const check: Command = async (ctx) => {
+  if (ctx.format === "json") ctx.out(JSON.stringify([]));
+  else
+    ctx.err(
+      `${ctx.file}: ok (${ctx.front.graph!.nodes.length} layers, ${ctx.front.graph!.params.length} parameter tensors)`,
+    );
+  return 0;
+};
+
+const info: Command = async (ctx) => {
+  const table = networkInfo(ctx.front.graph!);
+  ctx.out(ctx.format === "json" ? JSON.stringify(table, null, 2) : formatInfo(table));
+  return 0;
+};
+
+const compile: Command = async (ctx) => {
+  const graph = ctx.front.graph!;
+  if (ctx.values["dump-ir"]) ctx.out(dumpGraph(graph));
+  const dir = ctx.values.output;
+  if (typeof dir !== "string") {
+    if (!ctx.values["dump-ir"]) throw new UsageError("compile needs -o DIR (or --dump-ir)");
+    return 0;
+  }
+  const batch = intOption(ctx.values.batch, "batch") ?? 1;
+  const compiled = lower(graph, {
+    batch,
+    maxBindingBytes: intOption(ctx.values["max-binding-bytes"], "max-binding-bytes") ?? DEFAULT_MAX_BINDING,
+    source: ctx.file,
+    compilerVersion: VERSION,
+  });
+  for (const kernel of compiled.plan.kernels) writeAtomic(join(dir, kernel.file), compiled.wgsl[kernel.name]);
+  writeAtomic(join(dir, "plan.json"), JSON.stringify(compiled.plan, null, 2) + "\n");
+  ctx.err(`wrote ${join(dir, "plan.json")} and ${compiled.plan.kernels.length} kernels (batch ${batch})`);
+  return 0;
+};
+
+const run: Command = async (ctx) => {
+  const graph = ctx.front.graph!;
+  const inputFile = stringOption(ctx, "input", "run needs an input tensor file");
+  const outFile = stringOption(ctx, "output", "run needs an output file");
+  const inputs = readSafetensors(inputFile, "input");
+  const graphInput = graph.inputs[0];
+  const x = inputs.get("input") ?? inputs.get(graphInput.name);
+  if (!x)
+    throw new DiagnosticError(
+      diag(
+        "AX4006",
+        { file: inputFile, problem: `no tensor named \`input\` (or \`${graphInput.name}\`)` },
+        undefined,
+      ),
+    );
+  const want = graphInput.shape.join(",");
+  if (x.shape.length !== graphInput.shape.length + 1 || x.shape.slice(1).join(",") !== want)
+    throw new DiagnosticError(
+      diag(
+        "AX4006",
+        {
+          file: inputFile,
+          problem: `\`input\` has shape [${x.shape.join(", ")}], expected [N, ${graphInput.shape.join(", ")}]`,
+        },
+        undefined,
+      ),
+    );
+  const batch = x.shape[0];
+  const requested = intOption(ctx.values.batch, "batch");
+  if (requested !== undefined && requested !== batch)
+    throw new UsageError(`--batch ${requested} but the input holds ${batch} examples`);
+  const weights = loadWeights(ctx, graph);
+  // The runtime is loaded only here, so that check/info/compile never start Dawn.
+  const { openDevices, closeDevices } = await import("../runtime/devices.ts");
+  const { createExecutor } = await import("../runtime/executor.ts");
+  const t0 = performance.now();
+  const [dev] = await openDevices({ count: 1 });
+  let logits: Float32Array;
+  try {
+    ctx.err(`running on ${dev.label}`);
+    const compiled = lower(graph, {
+      batch,
+      maxBindingBytes: dev.maxBindingBytes,
+      source: ctx.file,
+      compilerVersion: VERSION,
+    });
+    const executor = await createExecutor(dev, compiled);
+    executor.uploadParams(weights, typeof ctx.values.weights === "string" ? ctx.values.weights : undefined);
+    executor.writeInput(graphInput.name, x.data, inputFile);
+    logits = (await executor.run()).logits;
+  } finally {
+    closeDevices([dev]);
+  }
+  writeSafetensors(outFile, new Map([["logits", { shape: [batch, graph.classes], data: logits }]]));
+  ctx.err(
+    `wrote ${outFile}: logits [${batch}, ${graph.classes}] in ${((performance.now() - t0) / 1000).toFixed(2)} s`,
+  );
+  return 0;
+};
+
+const exportOnnxCommand: Command = async (ctx) => {
+  const graph = ctx.front.graph!;
+  const outFile = stringOption(ctx, "output", "export-onnx needs an output file");
+  const model = exportOnnx(graph, loadWeights(ctx, graph));
+  writeAtomic(outFile, model);
+  ctx.err(`wrote ${outFile} (${(model.byteLength / 1e6).toFixed(1)} MB, opset 13)`);
+  return 0;
+};
+
+export const commands: Record<string, Command> = {
+  check,
+  info,
+  compile,
+  run,
+  "export-onnx": exportOnnxCommand,
+};

@@ -1,0 +1,27 @@
+// The front end as one call: text → AST → Graph, with every diagnostic from both stages.
+import type { SourceFile } from "../grammar/ast.ts";
+import { parse } from "../grammar/parse.ts";
+import { check } from "./check/index.ts";
+import { hasErrors, type Diagnostic } from "./diagnostics.ts";
+import type { Graph } from "./graph.ts";
+
+export interface FrontendResult {
+  ast: SourceFile;
+  /** Present when the text parses and checks without errors. */
+  graph?: Graph;
+  diagnostics: Diagnostic[];
+}
+
+export function compileSource(text: string): FrontendResult {
+  const parsed = parse(text);
+  // A file with syntax errors is still checked for what survived recovery, but its graph is not
+  // trusted: the checker's findings are added only where they do not repeat a syntax error's place.
+  const checked = check(parsed.ast);
+  if (!hasErrors(parsed.diagnostics))
+    return { ast: parsed.ast, graph: checked.graph, diagnostics: checked.diagnostics };
+  const syntaxLines = new Set(parsed.diagnostics.map((d) => d.span?.start.line));
+  const rest = checked.diagnostics.filter(
+    (d) => d.span && !syntaxLines.has(d.span.start.line) && d.code !== "AX2012",
+  );
+  return { ast: parsed.ast, diagnostics: [...parsed.diagnostics, ...rest] };
+}

@@ -1,0 +1,423 @@
+// lower: Graph → CompiledPlan for forward (inference) execution on one device.
+//
+// One kernel per graph node (its fusion group is [node]), in graph order, except:
+//  - dropout (identity at inference) and flatten (a view of NCHW memory) become aliases: no kernel;
+//  - softmax_cross_entropy is not executed: the logits are its input;
+//  - a conv/dense whose weight exceeds `maxBindingBytes` gets one kernel per weight part, each
+//    computing its slice of the output rows (output channels);
+//  - a concat gets one copy kernel per input.
+// Buffers are one per plan tensor; the memory planner (arenas, reuse) comes later.
+import { type Code, type Diagnostic, DiagnosticError, diag } from "./diagnostics.ts";
+import { type Graph, type Node, type Param, elementCount } from "./graph.ts";
+import {
+  type CompiledPlan,
+  PLAN_VERSION,
+  type Plan,
+  type PlanKernel,
+  type PlanTensor,
+  planSchema,
+} from "./plan.ts";
+import { activationKernel } from "./wgsl/activation.ts";
+import { batchNormKernel } from "./wgsl/batchnorm.ts";
+import type { KernelIdentity, KernelSource } from "./wgsl/common.ts";
+import { concatKernel } from "./wgsl/concat.ts";
+import { convKernel } from "./wgsl/conv.ts";
+import { denseKernel } from "./wgsl/dense.ts";
+import { lrnKernel } from "./wgsl/lrn.ts";
+import { poolKernel } from "./wgsl/pool.ts";
+import { softmaxKernel } from "./wgsl/softmax.ts";
+
+export interface LowerOptions {
+  /** Examples per run; every activation is [batch, ...]. */
+  batch: number;
+  /** The device's maxStorageBufferBindingSize: no single binding may exceed it. */
+  maxBindingBytes: number;
+  /** The source file, recorded in the plan. */
+  source: string;
+  /** e.g. `alexc 0.1.0`, recorded in the plan. */
+  compilerVersion: string;
+}
+
+const F32_BYTES = 4;
+const DEVICE = 0;
+
+/** A contiguous run of a weight's output rows, bound as its own tensor when the weight is split. */
+interface WeightPart {
+  tensor: string;
+  rowBase: number;
+  rowCount: number;
+}
+
+/** `stem.conv` → `stem_conv`: kernel names must match /^[a-z][a-z0-9_]*$/ (the `k` prefix starts it). */
+function sanitize(name: string): string {
+  return name.toLowerCase().replace(/[^a-z0-9_]/g, "_");
+}
+
+function internal(message: string, span?: Node["span"]): DiagnosticError {
+  return new DiagnosticError(diag("AX9001", { message }, span));
+}
+
+function fail(
+  code: Code,
+  args: Record<string, string | number>,
+  span: Node["span"] | undefined,
+  help?: string,
+): never {
+  const d: Diagnostic = diag(code, args, span, help ? { help } : {});
+  throw new DiagnosticError(d);
+}
+
+class Lowering {
+  readonly graph: Graph;
+  readonly opts: LowerOptions;
+  readonly tensors = new Map<string, PlanTensor>();
+  /** Per-example shape of every value (graph input or node output) by name. */
+  readonly shapes = new Map<string, number[]>();
+  /** Alias → the tensor whose buffer it shares (always a root, never another alias). */
+  readonly roots = new Map<string, string>();
+  readonly weightParts = new Map<string, WeightPart[]>();
+  readonly kernels: PlanKernel[] = [];
+  readonly wgsl: Record<string, string> = {};
+
+  constructor(graph: Graph, opts: LowerOptions) {
+    this.graph = graph;
+    this.opts = opts;
+  }
+
+  run(): CompiledPlan {
+    const { graph, opts } = this;
+    if (!Number.isInteger(opts.batch) || opts.batch < 1)
+      throw internal(`batch must be a positive integer, got ${opts.batch}`);
+    for (const input of graph.inputs) this.activation(input.name, input.shape, "input", input.span);
+    this.lowerParams();
+    const width = Math.max(2, String(graph.nodes.length - 1).length);
+    graph.nodes.forEach((node, index) =>
+      this.lowerNode(node, `k${String(index).padStart(width, "0")}_${sanitize(node.name)}`),
+    );
+
+    const logits = this.tensors.get(graph.logits);
+    if (!logits) throw internal(`the logits \`${graph.logits}\` are not computed by any node`);
+    if (logits.role === "activation") logits.role = "logits";
+
+    const plan: Plan = {
+      format: "alexc-plan",
+      version: PLAN_VERSION,
+      compiler: opts.compilerVersion,
+      network: graph.name,
+      source: opts.source,
+      mode: "forward",
+      batch: opts.batch,
+      classes: graph.classes,
+      towers: graph.towers,
+      devices: [{ index: DEVICE, label: `device ${DEVICE}` }],
+      tensors: [...this.tensors.values()],
+      params: graph.params.map((p) => ({
+        name: p.name,
+        shape: p.shape,
+        init: p.init,
+        trainable: p.trainable,
+        layer: p.layer,
+      })),
+      kernels: this.kernels,
+      schedule: this.kernels.map((k) => ({ kind: "dispatch" as const, kernel: k.name })),
+      inputs: graph.inputs.map((i) => i.name),
+      logits: graph.logits,
+    };
+    const checked = planSchema.safeParse(plan);
+    if (!checked.success) throw internal(`lower produced an invalid plan: ${checked.error.message}`);
+    return { plan: checked.data, wgsl: this.wgsl };
+  }
+
+  /** Declares an input/activation tensor, refusing one that cannot be bound (AX3001). */
+  activation(
+    name: string,
+    shape: number[],
+    role: "input" | "activation",
+    span: Node["span"] | undefined,
+    aliasOf?: string,
+  ) {
+    const full = [this.opts.batch, ...shape];
+    const bytes = elementCount(full) * F32_BYTES;
+    if (bytes > this.opts.maxBindingBytes && aliasOf === undefined) {
+      const perExample = elementCount(shape) * F32_BYTES;
+      fail(
+        "AX3001",
+        { tensor: name, bytes, device: `device ${DEVICE}`, limit: this.opts.maxBindingBytes },
+        span,
+        perExample > this.opts.maxBindingBytes
+          ? `\`${name}\` holds ${perExample} bytes per example: even one example does not fit`
+          : `\`${name}\` holds ${perExample} bytes per example: a batch of at most ${Math.floor(this.opts.maxBindingBytes / perExample)} fits`,
+      );
+    }
+    this.shapes.set(name, shape);
+    this.tensors.set(name, {
+      name,
+      shape: full,
+      dtype: "f32",
+      role,
+      bytes,
+      device: DEVICE,
+      ...(aliasOf ? { aliasOf } : {}),
+    });
+    if (aliasOf) this.roots.set(name, aliasOf);
+  }
+
+  /** Every parameter becomes a tensor; a conv/dense weight over the limit becomes row parts. */
+  lowerParams() {
+    const splittable = new Set<string>();
+    for (const node of this.graph.nodes) {
+      if (node.attrs.op === "conv" || node.attrs.op === "dense") {
+        const weight = node.params.find((p) => p.endsWith(".weight"));
+        if (weight) splittable.add(weight);
+      }
+    }
+    for (const param of this.graph.params) {
+      const bytes = elementCount(param.shape) * F32_BYTES;
+      const base = { shape: param.shape, dtype: "f32" as const, role: "param" as const, device: DEVICE };
+      if (bytes <= this.opts.maxBindingBytes) {
+        this.tensors.set(param.name, { name: param.name, bytes, ...base });
+        continue;
+      }
+      const span = this.graph.nodes.find((n) => n.name === param.layer)?.span;
+      if (!splittable.has(param.name)) {
+        fail(
+          "AX3001",
+          { tensor: param.name, bytes, device: `device ${DEVICE}`, limit: this.opts.maxBindingBytes },
+          span,
+        );
+      }
+      const parts = this.splitRows(param, span);
+      const rowElements = elementCount(param.shape.slice(1));
+      for (const part of parts) {
+        const shape = [part.rowCount, ...param.shape.slice(1)];
+        this.tensors.set(part.tensor, {
+          name: part.tensor,
+          bytes: elementCount(shape) * F32_BYTES,
+          ...base,
+          shape,
+          partOf: { tensor: param.name, offset: part.rowBase * rowElements },
+        });
+      }
+      this.weightParts.set(param.name, parts);
+    }
+  }
+
+  /** Splits a weight by output rows (dim 0) into the fewest near-equal parts that each fit. */
+  splitRows(param: Param, span: Node["span"] | undefined): WeightPart[] {
+    const rows = param.shape[0];
+    const rowBytes = elementCount(param.shape.slice(1)) * F32_BYTES;
+    const maxRows = Math.floor(this.opts.maxBindingBytes / rowBytes);
+    if (maxRows < 1) {
+      fail(
+        "AX3001",
+        {
+          tensor: `${param.name}[0]`,
+          bytes: rowBytes,
+          device: `device ${DEVICE}`,
+          limit: this.opts.maxBindingBytes,
+        },
+        span,
+        "one output row of this weight is already larger than a binding; it cannot be split further",
+      );
+    }
+    let perPart = Math.ceil(rows / Math.ceil(rows / maxRows));
+    // Keep parts a multiple of 4 rows where that still fits, so conv blocks of 4 channels never straddle parts.
+    if (Math.ceil(perPart / 4) * 4 <= maxRows) perPart = Math.ceil(perPart / 4) * 4;
+    const parts: WeightPart[] = [];
+    for (let rowBase = 0, j = 0; rowBase < rows; rowBase += perPart, j++) {
+      parts.push({ tensor: `${param.name}.part${j}`, rowBase, rowCount: Math.min(perPart, rows - rowBase) });
+    }
+    return parts;
+  }
+
+  shapeOf(name: string, node: Node): number[] {
+    const shape = this.shapes.get(name);
+    if (!shape)
+      throw internal(`\`${node.name}\` reads \`${name}\`, which is not computed before it`, node.span);
+    return shape;
+  }
+
+  param(node: Node, suffix: string): string | undefined {
+    return node.params.find((p) => p === `${node.name}.${suffix}`);
+  }
+
+  emit(node: Node, name: string, source: KernelSource) {
+    const kernel: PlanKernel = {
+      name,
+      file: `kernels/${name}.wgsl`,
+      layer: node.name,
+      op: source.op,
+      group: [node.name],
+      device: DEVICE,
+      entryPoint: source.entryPoint,
+      bindings: source.bindings.map((b, binding) => ({ binding, tensor: b.tensor, access: b.access })),
+      workgroupSize: source.workgroupSize,
+      dispatch: source.dispatch,
+      flops: source.flops,
+    };
+    this.kernels.push(kernel);
+    this.wgsl[name] = source.wgsl;
+  }
+
+  lowerNode(node: Node, name: string) {
+    const { attrs } = node;
+    const id = (kernel: string): KernelIdentity => ({ name: kernel, layer: node.name, group: [node.name] });
+    const batch = this.opts.batch;
+    const input = node.inputs[0];
+    const inShape = () => this.shapeOf(input, node);
+
+    switch (attrs.op) {
+      case "softmax_cross_entropy":
+        inShape(); // forward mode stops at the logits
+        return;
+      case "dropout":
+      case "flatten": {
+        const shape = attrs.op === "flatten" ? [elementCount(inShape())] : inShape();
+        this.activation(node.name, shape, "activation", node.span, this.roots.get(input) ?? input);
+        return;
+      }
+    }
+
+    this.activation(node.name, node.shape, "activation", node.span);
+    const y = node.name;
+    switch (attrs.op) {
+      case "conv":
+      case "dense": {
+        const weight = this.param(node, "weight");
+        if (!weight) throw internal(`\`${node.name}\` has no weight parameter`, node.span);
+        const bias = attrs.bias ? this.param(node, "bias") : undefined;
+        const rows = node.shape[0];
+        const parts = this.weightParts.get(weight) ?? [{ tensor: weight, rowBase: 0, rowCount: rows }];
+        parts.forEach((part, j) => {
+          const kernel = parts.length > 1 ? `${name}_p${j}` : name;
+          const tensors = { x: input, w: part.tensor, b: bias, y };
+          const source =
+            attrs.op === "conv"
+              ? convKernel(id(kernel), {
+                  batch,
+                  input: inShape(),
+                  output: node.shape,
+                  kernel: attrs.kernel,
+                  stride: attrs.stride,
+                  pad: attrs.pad,
+                  groups: attrs.groups,
+                  outBase: part.rowBase,
+                  outCount: part.rowCount,
+                  tensors,
+                })
+              : denseKernel(id(kernel), {
+                  batch,
+                  inFeatures: elementCount(inShape()),
+                  outFeatures: rows,
+                  groups: attrs.groups,
+                  rowBase: part.rowBase,
+                  rowCount: part.rowCount,
+                  tensors,
+                });
+          this.emit(node, kernel, source);
+        });
+        return;
+      }
+      case "relu":
+      case "tanh":
+      case "sigmoid":
+        return this.emit(
+          node,
+          name,
+          activationKernel(id(name), {
+            op: attrs.op,
+            shape: [batch, ...inShape()],
+            tensors: { x: input, y },
+          }),
+        );
+      case "lrn":
+        return this.emit(
+          node,
+          name,
+          lrnKernel(id(name), { batch, shape: inShape(), attrs, tensors: { x: input, y } }),
+        );
+      case "maxpool":
+      case "avgpool": {
+        const [, h, w] = inShape();
+        const [, oh, ow] = node.shape;
+        const { pad, window, stride } = attrs;
+        // Every window must see at least one real pixel, or a max has nothing to pick and an average divides by 0.
+        if (
+          pad.top >= window[0] ||
+          pad.left >= window[1] ||
+          (oh - 1) * stride[0] - pad.top >= h ||
+          (ow - 1) * stride[1] - pad.left >= w
+        ) {
+          throw internal(`a window of \`${node.name}\` lies entirely in the padding`, node.span);
+        }
+        return this.emit(
+          node,
+          name,
+          poolKernel(id(name), {
+            op: attrs.op,
+            batch,
+            input: inShape(),
+            output: node.shape,
+            window,
+            stride,
+            pad,
+            tensors: { x: input, y },
+          }),
+        );
+      }
+      case "batchnorm": {
+        const mean = this.param(node, "running_mean");
+        const variance = this.param(node, "running_var");
+        if (!mean || !variance) throw internal(`\`${node.name}\` lacks running statistics`, node.span);
+        return this.emit(
+          node,
+          name,
+          batchNormKernel(id(name), {
+            batch,
+            shape: inShape(),
+            eps: attrs.eps,
+            tensors: {
+              x: input,
+              mean,
+              variance,
+              gamma: this.param(node, "weight"),
+              beta: this.param(node, "bias"),
+              y,
+            },
+          }),
+        );
+      }
+      case "concat": {
+        let offset = 0;
+        node.inputs.forEach((x, j) => {
+          const shape = this.shapeOf(x, node);
+          const kernel = `${name}_in${j}`;
+          this.emit(
+            node,
+            kernel,
+            concatKernel(id(kernel), {
+              batch,
+              input: shape,
+              outChannels: node.shape[0],
+              channelOffset: offset,
+              tensors: { x, y },
+            }),
+          );
+          offset += shape[0];
+        });
+        return;
+      }
+      case "softmax":
+        return this.emit(
+          node,
+          name,
+          softmaxKernel(id(name), { batch, shape: inShape(), tensors: { x: input, y } }),
+        );
+    }
+  }
+}
+
+/** Lowers a checked graph to a forward plan with one WGSL kernel per node (per weight part). */
+export function lower(graph: Graph, opts: LowerOptions): CompiledPlan {
+  return new Lowering(graph, opts).run();
+}

@@ -1,0 +1,109 @@
+// Fully connected layer y[n, o] = b[o] + Σ_k w[o, k] · x[n, g·K + k], PyTorch [out, in/groups] weight,
+// input flattened in CHW order (a [C, H, W] activation is already that, row-major).
+//
+// A dense layer at small batch is a matrix-vector product bound by reading the weight (fc6: 151 MB).
+// So one workgroup owns one output row: its 64 invocations stride along the row together (adjacent
+// lanes read adjacent words), keep NB batch rows in registers so each weight word is loaded once per
+// NB examples, and finish with a reduction in workgroup memory. The grid is one workgroup per row.
+//
+// A kernel computes rows [ROW_BASE, ROW_BASE + ROWS) and reads `w` as exactly those rows: the part of
+// a weight that was split because it exceeds maxStorageBufferBindingSize.
+import {
+  type KernelIdentity,
+  type KernelSource,
+  WORKGROUP,
+  consts,
+  declareBindings,
+  foldGrid,
+  header,
+  sections,
+  shapeText,
+  u32,
+} from "./common.ts";
+
+export interface DenseSpec {
+  batch: number;
+  /** Input features per example (C·H·W for a feature map). */
+  inFeatures: number;
+  outFeatures: number;
+  groups: number;
+  rowBase: number;
+  rowCount: number;
+  tensors: { x: string; w: string; b?: string; y: string };
+}
+
+/** Batch rows kept in registers: the largest of 8, 4, 2, 1 that divides the batch. */
+function batchBlock(batch: number): number {
+  return [8, 4, 2, 1].find((b) => batch % b === 0)!;
+}
+
+export function denseKernel(id: KernelIdentity, spec: DenseSpec): KernelSource {
+  const { batch, inFeatures, outFeatures, groups, rowBase, rowCount } = spec;
+  const k = inFeatures / groups;
+  const nb = batchBlock(batch);
+  const dispatch = foldGrid(rowCount);
+  const hasBias = spec.tensors.b !== undefined;
+  const bindings = [
+    { name: "x", tensor: spec.tensors.x, access: "read" as const },
+    { name: "w", tensor: spec.tensors.w, access: "read" as const },
+    ...(hasBias ? [{ name: "b", tensor: spec.tensors.b!, access: "read" as const }] : []),
+    { name: "y", tensor: spec.tensors.y, access: "read_write" as const },
+  ];
+  const split = rowCount !== outFeatures ? `, output rows [${rowBase}, ${rowBase + rowCount})` : "";
+  const head = header(id, "dense", [
+    `x ${shapeText([batch, inFeatures])} -> y ${shapeText([batch, outFeatures])}${split}, groups ${groups}${hasBias ? ", bias" : ""}`,
+    `one workgroup = one output row for all examples, ${nb} example(s) per pass; w holds rows [ROW_BASE, ROW_BASE + ROWS)`,
+  ]);
+  const shape = consts({
+    N: u32(batch),
+    IN: u32(inFeatures),
+    OUT: u32(outFeatures),
+    K: u32(k),
+    OUT_PER_GROUP: u32(outFeatures / groups),
+    ROW_BASE: u32(rowBase),
+    ROWS: u32(rowCount),
+    NB: u32(nb),
+    WG: u32(WORKGROUP),
+    GRID_X: u32(dispatch[0]),
+  });
+  const main = `var<workgroup> partial: array<f32, ${WORKGROUP * nb}>; // [NB][WG]
+
+@compute @workgroup_size(${WORKGROUP})
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let r = wid.y * GRID_X + wid.x;    // row within w (workgroup-uniform, so barriers below are legal)
+  if (r >= ROWS) { return; }
+  let o = ROW_BASE + r;
+  let x_off = (o / OUT_PER_GROUP) * K;  // this row's group reads its slice of the input
+  let w_row = r * K;
+  for (var n0 = 0u; n0 < N; n0 += NB) {
+    // Zeroed explicitly: a bare var in a loop body is not re-zeroed per iteration on every driver
+    // (seen on lavapipe), although WGSL says it should be.
+    var acc: array<f32, NB>;
+    for (var j = 0u; j < NB; j++) { acc[j] = 0.0; }
+    for (var k = lid; k < K; k += WG) {
+      let wv = w[w_row + k];
+      for (var j = 0u; j < NB; j++) { acc[j] = fma(wv, x[(n0 + j) * IN + x_off + k], acc[j]); }
+    }
+    for (var j = 0u; j < NB; j++) { partial[j * WG + lid] = acc[j]; }
+    workgroupBarrier();
+    // NB invocations each add up one example's WG partial sums. A log-depth tree would need a barrier
+    // per level, and barriers are what CPU implementations (lavapipe) pay for most, at compile time too.
+    if (lid < NB) {
+      var sum = ${hasBias ? "b[o]" : "0.0"};
+      for (var t = 0u; t < WG; t++) { sum += partial[lid * WG + t]; }
+      y[(n0 + lid) * OUT + o] = sum;
+    }
+    workgroupBarrier();  // partial is reused by the next batch block
+  }
+}
+`;
+  return {
+    op: "dense",
+    wgsl: sections(head, shape, declareBindings(bindings), main),
+    entryPoint: "main",
+    bindings,
+    workgroupSize: [WORKGROUP, 1, 1],
+    dispatch,
+    flops: 2 * batch * rowCount * k,
+  };
+}

@@ -1,0 +1,416 @@
+// Runs a CompiledPlan on one WebGPU device.
+//
+// Load once: one buffer per root tensor (aliases share their root's buffer), every pipeline built with
+// createComputePipelineAsync in parallel, every bind group pre-created. Run: the whole schedule is
+// encoded into one command encoder, submitted once, and the logits copied out in the same submission.
+// Failures come back as DiagnosticErrors naming the kernel and layer (AX4001 rejected, AX4002 out of
+// memory, AX4003 device lost); nothing leaks a raw WebGPU stack trace.
+import { DiagnosticError, diag } from "../compiler/diagnostics.ts";
+import { elementCount } from "../compiler/graph.ts";
+import type { CompiledPlan, Plan, PlanKernel, PlanTensor } from "../compiler/plan.ts";
+import type { OpenDevice } from "./devices.ts";
+
+export interface ExecutorOptions {
+  /** Time every kernel with timestamp queries (when the device has them). */
+  timing?: boolean;
+}
+
+export interface KernelTiming {
+  kernel: string;
+  layer: string;
+  ms: number;
+}
+
+export interface RunResult {
+  /** [batch, classes] row-major (whatever shape the plan's logits tensor has). */
+  logits: Float32Array;
+  /** Host wall time of the run, submit to readback, in milliseconds. */
+  wallMs: number;
+  /** Per-kernel GPU time, in schedule order, when timing was requested and available. */
+  kernels?: KernelTiming[];
+}
+
+interface Step {
+  kernel: PlanKernel;
+  pipeline: GPUComputePipeline;
+  bindGroup: GPUBindGroup;
+}
+
+const STORAGE = () => GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST | GPUBufferUsage.COPY_SRC;
+const align4 = (n: number) => Math.max(4, Math.ceil(n / 4) * 4);
+
+function messageOf(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
+}
+
+/** Loads `compiled`'s kernels for `dev` (those with `device === dev.index`) and allocates their tensors. */
+export async function createExecutor(
+  dev: OpenDevice,
+  compiled: CompiledPlan,
+  opts: ExecutorOptions = {},
+): Promise<Executor> {
+  const { plan, wgsl } = compiled;
+  const { device } = dev;
+  const kernels = plan.kernels.filter((k) => k.device === dev.index);
+  const tensors = new Map(plan.tensors.map((t) => [t.name, t]));
+  const rootOf = (name: string) => tensors.get(name)?.aliasOf ?? name;
+  const firstUser = (tensor: string) =>
+    kernels.find((k) => k.bindings.some((b) => rootOf(b.tensor) === tensor));
+
+  // Buffers: one per root tensor on this device. Each allocation in its own error scopes so that an
+  // out-of-memory names the tensor's first kernel.
+  const buffers = new Map<string, GPUBuffer>();
+  const allocations: Promise<void>[] = [];
+  for (const t of plan.tensors) {
+    if (t.device !== dev.index || t.aliasOf) continue;
+    device.pushErrorScope("out-of-memory");
+    device.pushErrorScope("validation");
+    buffers.set(t.name, device.createBuffer({ label: t.name, size: align4(t.bytes), usage: STORAGE() }));
+    const validation = device.popErrorScope();
+    const oom = device.popErrorScope();
+    allocations.push(
+      Promise.all([validation, oom]).then(([v, o]) => {
+        const user = firstUser(t.name);
+        const where = { kernel: user?.name ?? "(none)", layer: user?.layer ?? t.name };
+        if (o)
+          throw new DiagnosticError(
+            diag("AX4002", { device: dev.label, ...where }, undefined, {
+              notes: [`allocating \`${t.name}\` (${t.bytes} bytes)`],
+            }),
+          );
+        if (v)
+          throw new DiagnosticError(
+            diag(
+              "AX4001",
+              { ...where, message: `buffer \`${t.name}\` (${t.bytes} bytes): ${v.message}` },
+              undefined,
+            ),
+          );
+      }),
+    );
+  }
+
+  // Await compilation and allocation together, so that a failure in one never leaves the other's
+  // rejections unobserved, and free what was allocated before reporting it.
+  try {
+    const [steps] = await Promise.all([
+      Promise.all(kernels.map((k) => buildStep(dev, k, wgsl[k.name], buffers, rootOf))),
+      Promise.all(allocations),
+    ]);
+    return new Executor(dev, plan, steps, buffers, opts);
+  } catch (e) {
+    for (const b of buffers.values()) b.destroy();
+    throw e;
+  }
+}
+
+/** Compiles one kernel and binds its tensors; rejections become AX4001 with the WGSL error location. */
+async function buildStep(
+  dev: OpenDevice,
+  kernel: PlanKernel,
+  code: string | undefined,
+  buffers: Map<string, GPUBuffer>,
+  rootOf: (name: string) => string,
+): Promise<Step> {
+  const { device } = dev;
+  const reject = (message: string) =>
+    new DiagnosticError(diag("AX4001", { kernel: kernel.name, layer: kernel.layer, message }, undefined));
+  if (code === undefined) throw reject("the plan has no WGSL for it");
+
+  device.pushErrorScope("validation");
+  const module = device.createShaderModule({ label: kernel.file, code });
+  const pipelinePromise = device.createComputePipelineAsync({
+    label: kernel.name,
+    layout: "auto",
+    compute: { module, entryPoint: kernel.entryPoint },
+  });
+  const scope = device.popErrorScope();
+  let pipeline: GPUComputePipeline;
+  try {
+    pipeline = await pipelinePromise;
+    const error = await scope;
+    if (error) throw new Error(error.message);
+  } catch (e) {
+    // The compilation messages carry line:column; the rejection alone only says "invalid module".
+    const info = await module.getCompilationInfo().catch(() => undefined);
+    const located = (info?.messages ?? [])
+      .filter((m) => m.type === "error")
+      .map((m) => `${kernel.file}:${m.lineNum}:${m.linePos}: ${m.message}`);
+    throw reject(located.length > 0 ? located.join("; ") : messageOf(e));
+  }
+
+  device.pushErrorScope("validation");
+  const entries: GPUBindGroupEntry[] = kernel.bindings.map((b) => {
+    const buffer = buffers.get(rootOf(b.tensor));
+    if (!buffer) throw reject(`binding ${b.binding}: tensor \`${b.tensor}\` is not on ${dev.label}`);
+    return { binding: b.binding, resource: { buffer } };
+  });
+  const bindGroup = device.createBindGroup({
+    label: kernel.name,
+    layout: pipeline.getBindGroupLayout(0),
+    entries,
+  });
+  const error = await device.popErrorScope();
+  if (error) throw reject(`bind group: ${error.message}`);
+  return { kernel, pipeline, bindGroup };
+}
+
+export class Executor {
+  readonly dev: OpenDevice;
+  readonly plan: Plan;
+  readonly #steps: Step[];
+  readonly #buffers: Map<string, GPUBuffer>;
+  readonly #tensors: Map<string, PlanTensor>;
+  readonly #timing: boolean;
+
+  constructor(
+    dev: OpenDevice,
+    plan: Plan,
+    steps: Step[],
+    buffers: Map<string, GPUBuffer>,
+    opts: ExecutorOptions,
+  ) {
+    this.dev = dev;
+    this.plan = plan;
+    this.#steps = steps;
+    this.#buffers = buffers;
+    this.#tensors = new Map(plan.tensors.map((t) => [t.name, t]));
+    // WebGPU caps a query set at 4096 queries: two per kernel.
+    this.#timing = (opts.timing ?? false) && dev.timestamps && steps.length > 0 && 2 * steps.length <= 4096;
+  }
+
+  /** The kernels this executor runs, in schedule order. */
+  get kernels(): readonly PlanKernel[] {
+    return this.#steps.map((s) => s.kernel);
+  }
+
+  /**
+   * Uploads parameters given as full tensors in PyTorch layout, keyed by parameter name; a parameter
+   * the plan split is uploaded part by part (`partOf`). Throws AX4005 on a missing or mis-sized one.
+   */
+  uploadParams(params: ReadonlyMap<string, Float32Array>, file = "(parameters)"): void {
+    const problem = (text: string) => new DiagnosticError(diag("AX4005", { file, problem: text }, undefined));
+    for (const p of this.plan.params) {
+      const data = params.get(p.name);
+      if (!data) throw problem(`missing parameter \`${p.name}\``);
+      if (data.length !== elementCount(p.shape)) {
+        throw problem(
+          `\`${p.name}\` has ${data.length} values, expected ${elementCount(p.shape)} ([${p.shape.join(", ")}])`,
+        );
+      }
+    }
+    for (const t of this.plan.tensors) {
+      if (t.role !== "param" || t.device !== this.dev.index) continue;
+      const source = params.get(t.partOf?.tensor ?? t.name)!;
+      const offset = t.partOf?.offset ?? 0;
+      this.#write(t, source.subarray(offset, offset + elementCount(t.shape)));
+    }
+  }
+
+  /** Writes a network input (NCHW f32, the whole batch). Throws AX4006 on a wrong name or size. */
+  writeInput(name: string, data: Float32Array, file = "(input)"): void {
+    const t = this.#tensors.get(name);
+    if (!t || t.role !== "input")
+      throw new DiagnosticError(
+        diag("AX4006", { file, problem: `the network has no input \`${name}\`` }, undefined),
+      );
+    const want = elementCount(t.shape);
+    if (data.length !== want) {
+      throw new DiagnosticError(
+        diag(
+          "AX4006",
+          { file, problem: `\`${name}\` needs ${want} values ([${t.shape.join(", ")}]), got ${data.length}` },
+          undefined,
+        ),
+      );
+    }
+    this.#write(t, data);
+  }
+
+  #write(t: PlanTensor, data: Float32Array) {
+    const buffer = this.#buffers.get(t.aliasOf ?? t.name);
+    if (!buffer)
+      throw new DiagnosticError(
+        diag("AX9001", { message: `tensor \`${t.name}\` has no buffer on ${this.dev.label}` }, undefined),
+      );
+    this.dev.device.queue.writeBuffer(buffer, 0, data.buffer, data.byteOffset, data.byteLength);
+  }
+
+  /** Runs the whole schedule once and reads back the logits. */
+  async run(): Promise<RunResult> {
+    const { device } = this.dev;
+    const steps = this.#steps;
+    const span =
+      steps.length > 0 ? `${steps[0].kernel.name} … ${steps[steps.length - 1].kernel.name}` : "(no kernels)";
+    this.dev.activity = { kernel: span, layer: "(the forward schedule)" };
+    const errorsBefore = this.dev.errors.length;
+    const t0 = performance.now();
+
+    device.pushErrorScope("out-of-memory");
+    device.pushErrorScope("validation");
+    const encoder = device.createCommandEncoder({ label: "forward" });
+    const timing = this.#timing ? this.#timestampQueries() : undefined;
+    if (timing) {
+      // One pass per kernel: timestamps are per pass. Costs nothing measurable next to the kernels.
+      steps.forEach((s, i) => {
+        const pass = encoder.beginComputePass({
+          label: s.kernel.name,
+          timestampWrites: {
+            querySet: timing.querySet,
+            beginningOfPassWriteIndex: 2 * i,
+            endOfPassWriteIndex: 2 * i + 1,
+          },
+        });
+        this.#dispatch(pass, s);
+        pass.end();
+      });
+      encoder.resolveQuerySet(timing.querySet, 0, 2 * steps.length, timing.resolve, 0);
+      encoder.copyBufferToBuffer(timing.resolve, 0, timing.readback, 0, timing.resolve.size);
+    } else {
+      const pass = encoder.beginComputePass({ label: "forward" });
+      for (const s of steps) this.#dispatch(pass, s);
+      pass.end();
+    }
+    const logits = this.#tensors.get(this.plan.logits)!;
+    const readLogits = logits.device === this.dev.index ? this.#encodeReadback(encoder, logits) : undefined;
+    device.queue.submit([encoder.finish()]);
+    const validation = device.popErrorScope();
+    const oom = device.popErrorScope();
+
+    const v = await validation;
+    if (v) throw await this.#whichKernelFailed(v.message);
+    if (await oom)
+      throw new DiagnosticError(
+        diag("AX4002", { device: this.dev.label, kernel: span, layer: "(the forward schedule)" }, undefined),
+      );
+
+    const values = readLogits ? await this.#guard(readLogits()) : new Float32Array(0);
+    const wallMs = performance.now() - t0;
+    const kernels = timing ? await this.#guard(timing.read()) : undefined;
+    if (this.dev.errors.length > errorsBefore) throw new DiagnosticError(this.dev.errors.slice(errorsBefore));
+    this.dev.activity = { kernel: "(none)", layer: "(none)" };
+    return { logits: values, wallMs, kernels };
+  }
+
+  /** Reads any tensor by name (a split parameter is reassembled from its parts); for tests and dumps. */
+  async readTensor(name: string): Promise<Float32Array> {
+    const t = this.#tensors.get(name);
+    const encoder = this.dev.device.createCommandEncoder({ label: `read ${name}` });
+    if (t) {
+      const read = this.#encodeReadback(encoder, t);
+      this.dev.device.queue.submit([encoder.finish()]);
+      return this.#guard(read());
+    }
+    const parts = this.plan.tensors.filter((p) => p.partOf?.tensor === name);
+    const param = this.plan.params.find((p) => p.name === name);
+    if (!param || parts.length === 0)
+      throw new DiagnosticError(diag("AX9001", { message: `no tensor \`${name}\` in the plan` }, undefined));
+    const reads = parts.map((p) => ({ offset: p.partOf!.offset, read: this.#encodeReadback(encoder, p) }));
+    this.dev.device.queue.submit([encoder.finish()]);
+    const out = new Float32Array(elementCount(param.shape));
+    for (const { offset, read } of reads) out.set(await this.#guard(read()), offset);
+    return out;
+  }
+
+  /** Frees the buffers (the device stays open; closeDevices() ends it). */
+  destroy(): void {
+    for (const b of this.#buffers.values()) b.destroy();
+    this.#buffers.clear();
+  }
+
+  #dispatch(pass: GPUComputePassEncoder, s: Step) {
+    pass.setPipeline(s.pipeline);
+    pass.setBindGroup(0, s.bindGroup);
+    pass.dispatchWorkgroups(...s.kernel.dispatch);
+  }
+
+  /** Encodes a copy of `t` into a fresh staging buffer; the returned function maps and copies it out. */
+  #encodeReadback(encoder: GPUCommandEncoder, t: PlanTensor): () => Promise<Float32Array> {
+    const source = this.#buffers.get(t.aliasOf ?? t.name);
+    if (!source)
+      throw new DiagnosticError(
+        diag("AX9001", { message: `tensor \`${t.name}\` has no buffer on ${this.dev.label}` }, undefined),
+      );
+    const size = align4(t.bytes);
+    const staging = this.dev.device.createBuffer({
+      label: `readback ${t.name}`,
+      size,
+      usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
+    });
+    encoder.copyBufferToBuffer(source, 0, staging, 0, size);
+    return async () => {
+      await staging.mapAsync(GPUMapMode.READ);
+      const values = new Float32Array(staging.getMappedRange().slice(0, t.bytes));
+      staging.destroy();
+      return values;
+    };
+  }
+
+  #timestampQueries() {
+    const { device } = this.dev;
+    const count = 2 * this.#steps.length;
+    const querySet = device.createQuerySet({ type: "timestamp", count });
+    const resolve = device.createBuffer({
+      size: 8 * count,
+      usage: GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC,
+    });
+    const readback = device.createBuffer({
+      size: 8 * count,
+      usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
+    });
+    const read = async (): Promise<KernelTiming[]> => {
+      await readback.mapAsync(GPUMapMode.READ);
+      const ns = new BigInt64Array(readback.getMappedRange().slice(0));
+      for (const b of [readback, resolve]) b.destroy();
+      querySet.destroy();
+      return this.#steps.map((s, i) => ({
+        kernel: s.kernel.name,
+        layer: s.kernel.layer,
+        ms: Number(ns[2 * i + 1] - ns[2 * i]) / 1e6,
+      }));
+    };
+    return { querySet, resolve, readback, read };
+  }
+
+  /** Awaits `work`, unless the device is lost first (AX4003); a mapping failure becomes AX4003 too. */
+  async #guard<T>(work: Promise<T>): Promise<T> {
+    const lost = this.dev.lost.then((e) => Promise.reject(e));
+    try {
+      return await Promise.race([work, lost]);
+    } catch (e) {
+      if (e instanceof DiagnosticError) throw e;
+      throw new DiagnosticError(
+        diag(
+          "AX4003",
+          { device: this.dev.label, reason: messageOf(e), kernel: this.dev.activity.kernel },
+          undefined,
+        ),
+      );
+    }
+  }
+
+  /** The run's encoder was rejected: re-validate kernel by kernel (encode only, no submit) to name the culprit. */
+  async #whichKernelFailed(message: string): Promise<DiagnosticError> {
+    const { device } = this.dev;
+    for (const s of this.#steps) {
+      device.pushErrorScope("validation");
+      const encoder = device.createCommandEncoder();
+      const pass = encoder.beginComputePass();
+      this.#dispatch(pass, s);
+      pass.end();
+      encoder.finish();
+      const error = await device.popErrorScope();
+      if (error)
+        return new DiagnosticError(
+          diag("AX4001", { kernel: s.kernel.name, layer: s.kernel.layer, message: error.message }, undefined),
+        );
+    }
+    return new DiagnosticError(
+      diag(
+        "AX4001",
+        { kernel: this.dev.activity.kernel, layer: "(the forward schedule)", message },
+        undefined,
+      ),
+    );
+  }
+}

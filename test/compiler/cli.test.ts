@@ -1,0 +1,96 @@
+import { mkdtempSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { main } from "../../compiler/cli.ts";
+import { planSchema } from "../../compiler/plan.ts";
+
+const alexnet = new URL("../../models/alexnet.net", import.meta.url).pathname;
+
+async function alexc(...args: string[]) {
+  const out: string[] = [];
+  const err: string[] = [];
+  const code = await main(args, { out: (t) => void out.push(t), err: (t) => void err.push(t) });
+  return { code, out: out.join("\n"), err: err.join("\n") };
+}
+
+function tempFile(name: string, text: string): string {
+  const dir = mkdtempSync(join(tmpdir(), "alexc-cli-"));
+  const path = join(dir, name);
+  writeFileSync(path, text);
+  return path;
+}
+
+describe("alexc CLI", () => {
+  it("check: a clean model exits 0", async () => {
+    expect((await alexc("check", alexnet)).code).toBe(0);
+  });
+
+  it("check: prints file:line:col, the code, the source line and a caret; exits 1", async () => {
+    const file = tempFile(
+      "bad.net",
+      "network n {\n  input x: f32[3, 8, 8]\n  classes: 2\n  c = convv(x)\n}\n",
+    );
+    const { code, err } = await alexc("check", file);
+    expect(code).toBe(1);
+    expect(err).toContain(`${file}:4:7: error AX2001: unknown layer kind \`convv\``);
+    expect(err).toContain("4 |   c = convv(x)");
+    expect(err).toMatch(/\|\s{7}\^{5}/);
+    expect(err).toContain("help: did you mean `conv`?");
+  });
+
+  it("check --format json gives machine-readable diagnostics", async () => {
+    const file = tempFile(
+      "bad.net",
+      "network n {\n  input x: f32[3, 8, 8]\n  classes: 2\n  c = convv(x)\n}\n",
+    );
+    const { code, out } = await alexc("check", file, "--format", "json");
+    expect(code).toBe(1);
+    const [d] = JSON.parse(out);
+    expect(d).toMatchObject({ code: "AX2001", severity: "error", line: 4, column: 7, file });
+  });
+
+  it("info reports the per-tower table and 60,965,224 parameters", async () => {
+    const { code, out } = await alexc("info", alexnet);
+    expect(code).toBe(0);
+    expect(out).toContain("60,965,224 parameters");
+    expect(out).toMatch(/conv1\s+conv\s+split\(2\)\s+48×55×55\s+34,944/);
+    const json = JSON.parse((await alexc("info", alexnet, "--format", "json")).out);
+    expect(json.totals.params).toBe(60_965_224);
+  });
+
+  it("compile --dump-ir prints one binding per line with shape and tower", async () => {
+    const { code, out } = await alexc("compile", alexnet, "--dump-ir");
+    expect(code).toBe(0);
+    expect(out).toMatch(
+      /^%conv2: f32\[256,27,27\] @split\(2\) = conv\(%pool1, %conv2\.weight, %conv2\.bias\) \{.*towers=local, groups=2.*\}/m,
+    );
+    expect(out).toMatch(/^%fc8: f32\[1000\] @tower0 = dense\(/m);
+  });
+
+  it("compile -o writes a valid plan and one WGSL file per kernel, without a GPU", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "alexc-plan-"));
+    const { code } = await alexc("compile", alexnet, "-o", dir);
+    expect(code).toBe(0);
+    const plan = planSchema.parse(JSON.parse(readFileSync(join(dir, "plan.json"), "utf8")));
+    const files = readdirSync(join(dir, "kernels"));
+    expect(files.length).toBe(plan.kernels.length);
+    expect(plan.params.length).toBe(16);
+    const conv2 = plan.kernels.find((k) => k.layer === "conv2")!;
+    expect(readFileSync(join(dir, conv2.file), "utf8")).toContain("conv2");
+  });
+
+  it("bad usage exits 2 with the usage text", async () => {
+    expect((await alexc()).code).toBe(2);
+    expect((await alexc("frobnicate", alexnet)).code).toBe(2);
+    const r = await alexc("check", alexnet, "--format", "yaml");
+    expect(r.code).toBe(2);
+    expect((await alexc("compile", alexnet, "--bogus")).code).toBe(2);
+  });
+
+  it("a missing file is a clear error, not a stack trace", async () => {
+    const r = await alexc("check", "/nonexistent/model.net");
+    expect(r.code).toBe(1);
+    expect(r.err).toBe("alexc: cannot read /nonexistent/model.net: ENOENT");
+  });
+});

@@ -1,0 +1,211 @@
+// lower(): plan shape, naming, aliases, automatic splitting of oversized weights and AX3001 for
+// oversized activations. The numeric check of a split weight runs on the GPU (skipped without one).
+import { describe, expect, it } from "vitest";
+import { DiagnosticError } from "../../compiler/diagnostics.ts";
+import type { NodeAttrs } from "../../compiler/graph.ts";
+import { lower } from "../../compiler/lower.ts";
+import { planSchema } from "../../compiler/plan.ts";
+import { MAX_WORKGROUPS_PER_DIM, foldGrid } from "../../compiler/wgsl/common.ts";
+import { useGpu } from "../gpu/adapter.ts";
+import {
+  alexnetGraph,
+  buildGraph,
+  oneNodeGraph,
+  pad,
+  random,
+  randomParams,
+  relativeError,
+  runGraph,
+} from "../gpu/one-node.ts";
+
+const LAVAPIPE_LIMIT = 128 * 1024 * 1024;
+const opts = (batch = 1, maxBindingBytes = LAVAPIPE_LIMIT) => ({
+  batch,
+  maxBindingBytes,
+  source: "models/alexnet.net",
+  compilerVersion: "alexc test",
+});
+const dense = (units: number, bias = true): NodeAttrs => ({
+  op: "dense",
+  units,
+  towers: { kind: "cross" },
+  groups: 1,
+  bias,
+});
+
+function diagnosticOf(f: () => unknown): DiagnosticError {
+  try {
+    f();
+  } catch (e) {
+    if (e instanceof DiagnosticError) return e;
+    throw e;
+  }
+  throw new Error("expected a DiagnosticError");
+}
+
+describe("lower: AlexNet", () => {
+  const { plan, wgsl } = lower(alexnetGraph(), opts());
+
+  it("produces a plan that validates with planSchema", () => {
+    expect(() => planSchema.parse(plan)).not.toThrow();
+    expect(plan.mode).toBe("forward");
+    expect(plan.devices).toEqual([{ index: 0, label: "device 0" }]);
+    expect(plan.schedule.map((s) => s.kernel)).toEqual(plan.kernels.map((k) => k.name));
+  });
+
+  it("names kernels stably after their node and index, one per node, none for aliases and the loss", () => {
+    expect(plan.kernels.map((k) => k.name)).toEqual([
+      "k00_conv1",
+      "k01_relu1",
+      "k02_norm1",
+      "k03_pool1",
+      "k04_conv2",
+      "k05_relu2",
+      "k06_norm2",
+      "k07_pool2",
+      "k08_conv3",
+      "k09_relu3",
+      "k10_conv4",
+      "k11_relu4",
+      "k12_conv5",
+      "k13_relu5",
+      "k14_pool5",
+      "k15_fc6_p0",
+      "k15_fc6_p1",
+      "k16_relu6",
+      "k18_fc7",
+      "k19_relu7",
+      "k21_fc8",
+    ]);
+    for (const k of plan.kernels) {
+      expect(k.group).toEqual([k.layer]);
+      expect(
+        wgsl[k.name].startsWith(
+          `// alexc kernel ${k.name}\n// layer: ${k.layer}   op: ${k.op}   fusion group: [${k.layer}]`,
+        ),
+      ).toBe(true);
+      expect(k.dispatch.every((d) => d <= MAX_WORKGROUPS_PER_DIM)).toBe(true);
+    }
+  });
+
+  it("splits fc6's 151 MB weight by output rows under lavapipe's 128 MiB", () => {
+    const parts = plan.tensors.filter((t) => t.partOf?.tensor === "fc6.weight");
+    expect(parts.map((t) => [t.name, t.shape, t.partOf!.offset])).toEqual([
+      ["fc6.weight.part0", [2048, 9216], 0],
+      ["fc6.weight.part1", [2048, 9216], 2048 * 9216],
+    ]);
+    expect(parts.every((t) => t.bytes <= LAVAPIPE_LIMIT)).toBe(true);
+    expect(plan.tensors.find((t) => t.name === "fc6.weight")).toBeUndefined();
+    expect(plan.params.find((p) => p.name === "fc6.weight")?.shape).toEqual([4096, 9216]);
+  });
+
+  it("makes dropout an alias of its input's buffer and the loss's input the logits", () => {
+    const drop7 = plan.tensors.find((t) => t.name === "drop7");
+    expect(drop7).toMatchObject({ aliasOf: "relu7", role: "activation", shape: [1, 4096] });
+    expect(plan.logits).toBe("fc8");
+    expect(plan.tensors.find((t) => t.name === "fc8")).toMatchObject({ role: "logits", shape: [1, 1000] });
+    expect(plan.tensors.some((t) => t.name === "loss")).toBe(false);
+  });
+});
+
+describe("lower: limits", () => {
+  it("gives AX3001 naming the tensor, its bytes and the limit for an oversized activation", () => {
+    const graph = oneNodeGraph({ op: "relu" }, [[4, 8, 8]]); // 1024 B per example
+    const e = diagnosticOf(() => lower(graph, opts(3, 2500)));
+    expect(e.diagnostics[0].code).toBe("AX3001");
+    expect(e.diagnostics[0].message).toBe(
+      "`x` needs a 3072-byte binding but device 0 allows at most 2500 bytes",
+    );
+    expect(e.diagnostics[0].help).toMatch(/a batch of at most 2 fits/);
+  });
+
+  it("gives AX3001 for a weight whose single output row exceeds the limit", () => {
+    // input [100, 1, 1] is 400 B, but one 3×3 filter over 100 channels is 3600 B
+    const attrs: NodeAttrs = {
+      op: "conv",
+      filters: 2,
+      kernel: [3, 3],
+      stride: [1, 1],
+      pad: pad(1),
+      round: "floor",
+      towers: { kind: "cross" },
+      groups: 1,
+      bias: false,
+    };
+    const e = diagnosticOf(() => lower(oneNodeGraph(attrs, [[100, 1, 1]]), opts(1, 1000)));
+    expect(e.diagnostics[0].code).toBe("AX3001");
+    expect(e.diagnostics[0].message).toBe(
+      "`y.weight[0]` needs a 3600-byte binding but device 0 allows at most 1000 bytes",
+    );
+  });
+
+  it("splits a dense weight into parts of whole rows, a multiple of 4 where possible", () => {
+    const { plan } = lower(oneNodeGraph(dense(10), [[30]]), opts(1, 500)); // a row is 120 B: ≤ 4 rows per part
+    const parts = plan.tensors.filter((t) => t.partOf);
+    expect(parts.map((t) => [t.shape[0], t.partOf!.offset])).toEqual([
+      [4, 0],
+      [4, 120],
+      [2, 240],
+    ]);
+    expect(plan.kernels.map((k) => k.name)).toEqual(["k00_y_p0", "k00_y_p1", "k00_y_p2"]);
+  });
+
+  it("folds more than 65,535 workgroups into a 2-D grid", () => {
+    expect(foldGrid(65_535)).toEqual([65_535, 1, 1]);
+    const [x, y] = foldGrid(200_000);
+    expect(x * y).toBeGreaterThanOrEqual(200_000);
+    expect(Math.max(x, y)).toBeLessThanOrEqual(MAX_WORKGROUPS_PER_DIM);
+  });
+});
+
+const gpu = await useGpu();
+
+gpu.describe("lower: split weights compute the same numbers (GPU)", () => {
+  it("dense split into 3 parts", async () => {
+    const graph = buildGraph({ x: [30] }, [["y", dense(10), ["x"]]]);
+    const params = randomParams(graph, 5);
+    const x = random(3 * 30, 9);
+    const { y, executor } = await runGraph(gpu.dev!, graph, {
+      batch: 3,
+      maxBindingBytes: 500,
+      params,
+      inputs: { x },
+    });
+    expect(executor.kernels).toHaveLength(3);
+    expect(await executor.readTensor("y.weight")).toEqual(params.get("y.weight"));
+    executor.destroy();
+    const w = params.get("y.weight")!;
+    const b = params.get("y.bias")!;
+    const want = new Float32Array(30).map((_, i) => {
+      const [n, o] = [Math.floor(i / 10), i % 10];
+      let s = b[o];
+      for (let k = 0; k < 30; k++) s += w[o * 30 + k] * x[n * 30 + k];
+      return s;
+    });
+    expect(relativeError(y, want)).toBeLessThanOrEqual(1e-5);
+  });
+
+  it("grouped conv split by output channels matches the unsplit conv", async () => {
+    const attrs: NodeAttrs = {
+      op: "conv",
+      filters: 8,
+      kernel: [3, 3],
+      stride: [1, 1],
+      pad: pad(1),
+      round: "floor",
+      towers: { kind: "local" },
+      groups: 2,
+      bias: true,
+    };
+    const graph = oneNodeGraph(attrs, [[4, 3, 3]]);
+    const params = randomParams(graph, 3);
+    const inputs = { x: random(4 * 3 * 3, 4) };
+    const whole = await runGraph(gpu.dev!, graph, { batch: 1, params, inputs });
+    // A filter is 2·3·3·4 = 72 B; 300 B allows 4 output channels per part: 2 parts (the output is 288 B).
+    const split = await runGraph(gpu.dev!, graph, { batch: 1, params, inputs, maxBindingBytes: 300 });
+    expect(split.executor.kernels.map((k) => k.name)).toEqual(["k00_y_p0", "k00_y_p1"]);
+    expect(split.y).toEqual(whole.y);
+    whole.executor.destroy();
+    split.executor.destroy();
+  });
+});

@@ -16,7 +16,11 @@ if [ "$(id -u)" != 0 ] && command -v sudo >/dev/null 2>&1; then SUDO=sudo; fi
 # --- 1. Vulkan driver (lavapipe) -----------------------------------------------------------------
 have_vulkan_icd() {
   # A Vulkan ICD manifest is what Dawn's Vulkan backend loads; lavapipe installs lvp_icd.*.json.
-  ls /usr/share/vulkan/icd.d/*.json /etc/vulkan/icd.d/*.json >/dev/null 2>&1 && ldconfig -p | grep -q libvulkan.so.1
+  local manifest
+  for manifest in /usr/share/vulkan/icd.d/*.json /etc/vulkan/icd.d/*.json; do
+    [ -e "$manifest" ] && ldconfig -p | grep libvulkan.so.1 >/dev/null && return 0
+  done
+  return 1
 }
 mesa_version() { dpkg-query -W -f='${Version}' mesa-vulkan-drivers 2>/dev/null | sed -E 's/^[0-9]+://; s/^([0-9]+).*/\1/'; }
 

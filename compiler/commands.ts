@@ -1,13 +1,19 @@
 // The CLI's commands, each `(context, report) => exit code`. Parsing and checking already happened
 // (compiler/cli.ts); a command runs only on a graph without errors.
 import { mkdirSync, writeFileSync, renameSync } from "node:fs";
-import { dirname, join } from "node:path";
+import { dirname, join, relative, resolve, sep } from "node:path";
+import { fileURLToPath } from "node:url";
+import { format } from "prettier";
 import { UsageError, VERSION, type CommandContext } from "./command-context.ts";
 import { diag, DiagnosticError, type Diagnostic } from "./diagnostics.ts";
 import { dumpGraph } from "./dump.ts";
 import type { Graph } from "./graph.ts";
 import { formatInfo, networkInfo } from "./info.ts";
 import { lower } from "./lower.ts";
+import { lowerTraining } from "./lower-train.ts";
+import type { CompiledPlan } from "./plan.ts";
+import { inferRunnerSource } from "./emit/infer-runner.ts";
+import { trainRunnerSource, type RunnerContext } from "./emit/train-runner.ts";
 import { exportOnnx } from "./onnx.ts";
 import { initParams } from "../runtime/init.ts";
 import { readSafetensors, writeSafetensors } from "../runtime/safetensors.ts";
@@ -96,24 +102,73 @@ const info: Command = async (ctx) => {
   return 0;
 };
 
-const compile: Command = async (ctx) => {
+/** Writes a plan's plan.json and kernels/*.wgsl under `dir`. */
+function writePlan(dir: string, compiled: CompiledPlan) {
+  for (const kernel of compiled.plan.kernels) writeAtomic(join(dir, kernel.file), compiled.wgsl[kernel.name]);
+  writeAtomic(join(dir, "plan.json"), JSON.stringify(compiled.plan, null, 2) + "\n");
+}
+
+const alexcRoot = resolve(fileURLToPath(new URL("..", import.meta.url)));
+
+const compile: Command = async (ctx, report) => {
   const graph = ctx.front.graph!;
+  const recipe = ctx.front.recipe!;
   if (ctx.values["dump-ir"]) ctx.out(dumpGraph(graph));
   const dir = ctx.values.output;
   if (typeof dir !== "string") {
     if (!ctx.values["dump-ir"]) throw new UsageError("compile needs -o DIR (or --dump-ir)");
     return 0;
   }
+  const maxBindingBytes =
+    intOption(ctx.values["max-binding-bytes"], "max-binding-bytes") ?? DEFAULT_MAX_BINDING;
+  const common = { maxBindingBytes, source: ctx.file, compilerVersion: VERSION };
+  // The inference plan (what `alexc run` and infer.ts execute) at --batch, default 1.
   const batch = intOption(ctx.values.batch, "batch") ?? 1;
-  const compiled = lower(graph, {
-    batch,
-    maxBindingBytes: intOption(ctx.values["max-binding-bytes"], "max-binding-bytes") ?? DEFAULT_MAX_BINDING,
+  const forward = lower(graph, { ...common, batch });
+  writePlan(dir, forward);
+  // The training plan at the recipe's batch: forward, loss, backward and the paper's update. A plan
+  // that does not fit the device limits (AlexNet's conv1 at batch 128 under a 128 MiB binding) is
+  // reported, not fatal: the runner lowers again for the --batch it is given.
+  let training: CompiledPlan | undefined;
+  try {
+    training = lowerTraining(graph, {
+      ...common,
+      batch: recipe.batch,
+      momentum: recipe.momentum,
+      weightDecay: recipe.weightDecay,
+      activeDropout: recipe.dropout,
+    });
+    writePlan(join(dir, "train"), training);
+  } catch (e) {
+    const limit = e instanceof DiagnosticError ? e.diagnostics.find((d) => d.code === "AX3001") : undefined;
+    if (!limit) throw e;
+    report([
+      diag("AX3002", { batch: recipe.batch, reason: limit.message }, undefined, {
+        help: `${limit.help ? `${limit.help}; ` : ""}run the generated train.ts with a smaller --batch`,
+      }),
+    ]);
+  }
+  writeAtomic(join(dir, "graph.json"), JSON.stringify(graph, null, 2) + "\n");
+
+  const importRoot = relative(resolve(dir), alexcRoot).split(sep).join("/") || ".";
+  const runnerContext: RunnerContext = {
+    graph,
+    recipe,
+    data: ctx.front.data!,
     source: ctx.file,
-    compilerVersion: VERSION,
-  });
-  for (const kernel of compiled.plan.kernels) writeAtomic(join(dir, kernel.file), compiled.wgsl[kernel.name]);
-  writeAtomic(join(dir, "plan.json"), JSON.stringify(compiled.plan, null, 2) + "\n");
-  ctx.err(`wrote ${join(dir, "plan.json")} and ${compiled.plan.kernels.length} kernels (batch ${batch})`);
+    alexcRoot: importRoot.startsWith(".") ? importRoot : `./${importRoot}`,
+    regenerate: `npm run alexc -- compile ${ctx.file} -o ${dir}`,
+    runCommand: `node ${join(dir, "train.ts")}`,
+    version: VERSION,
+  };
+  const typescript = (source: string) => format(source, { parser: "typescript", printWidth: 110 });
+  writeAtomic(join(dir, "train.ts"), await typescript(trainRunnerSource(runnerContext)));
+  writeAtomic(join(dir, "infer.ts"), await typescript(inferRunnerSource(runnerContext)));
+  ctx.err(
+    `wrote ${dir}: plan.json (${forward.plan.kernels.length} kernels, batch ${batch}), ` +
+      (training ? `train/plan.json (${training.plan.kernels.length} kernels, batch ${recipe.batch}), ` : "") +
+      "graph.json, train.ts, infer.ts",
+  );
   return 0;
 };
 

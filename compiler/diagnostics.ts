@@ -62,11 +62,16 @@ export const catalogue = {
   },
   AX2027: { severity: "error", template: "unknown property `{name}`" },
   AX2028: { severity: "error", template: "`{name}`'s input `{input}` has {got}, expected {expected}" },
+  AX2029: { severity: "error", template: "`{name}` is not a dropout layer of the network" },
 
   // ---- AX3: placement and device limits ----
   AX3001: {
     severity: "error",
     template: "`{tensor}` needs a {bytes}-byte binding but {device} allows at most {limit} bytes",
+  },
+  AX3002: {
+    severity: "warning",
+    template: "no training plan written for batch {batch}: {reason}",
   },
 
   // ---- AX4: code generation and runtime ----
@@ -80,6 +85,14 @@ export const catalogue = {
   AX4005: { severity: "error", template: "weights file {file}: {problem}" },
   AX4006: { severity: "error", template: "input file {file}: {problem}" },
   AX4007: { severity: "error", template: "cannot export `{name}` to ONNX: {problem}" },
+  // AX41xx: training runtime (data sets, checkpoints, metrics)
+  AX4101: { severity: "error", template: "Fashion-MNIST {file}: {problem}" },
+  AX4102: { severity: "error", template: "checkpoint {path}: {problem}" },
+  AX4103: {
+    severity: "warning",
+    template: "checkpoint {path} is damaged ({problem}); resuming from {fallback} instead",
+  },
+  AX4104: { severity: "error", template: "metrics file {file}: {problem}" },
 
   // ---- AX9: internal ----
   AX9001: { severity: "error", template: "internal error (this is a bug in alexc): {message}" },

@@ -4,11 +4,15 @@ import { parse } from "../grammar/parse.ts";
 import { check } from "./check/index.ts";
 import { hasErrors, type Diagnostic } from "./diagnostics.ts";
 import type { Graph } from "./graph.ts";
+import type { DataSpec, Recipe } from "./check/recipe.ts";
 
 export interface FrontendResult {
   ast: SourceFile;
   /** Present when the text parses and checks without errors. */
   graph?: Graph;
+  /** The training recipe and data section, defaults filled in; present with the graph. */
+  recipe?: Recipe;
+  data?: DataSpec;
   diagnostics: Diagnostic[];
 }
 
@@ -17,8 +21,7 @@ export function compileSource(text: string): FrontendResult {
   // A file with syntax errors is still checked for what survived recovery, but its graph is not
   // trusted: the checker's findings are added only where they do not repeat a syntax error's place.
   const checked = check(parsed.ast);
-  if (!hasErrors(parsed.diagnostics))
-    return { ast: parsed.ast, graph: checked.graph, diagnostics: checked.diagnostics };
+  if (!hasErrors(parsed.diagnostics)) return { ast: parsed.ast, ...checked };
   const syntaxLines = new Set(parsed.diagnostics.map((d) => d.span?.start.line));
   const rest = checked.diagnostics.filter(
     (d) => d.span && !syntaxLines.has(d.span.start.line) && d.code !== "AX2012",

@@ -145,10 +145,6 @@ export interface GraphInput {
   span: Span;
 }
 
-/** An entry of a reserved section (train/data), kept as evaluated plain data for later stages. */
-export type SectionValue =
-  number | string | boolean | SectionValue[] | { call: string; args: SectionValue[] };
-
 export interface Graph {
   name: string;
   towers: number;
@@ -161,8 +157,6 @@ export interface Graph {
   logits: string;
   /** The loss node's name. */
   loss: string;
-  train: Record<string, SectionValue>;
-  data: Record<string, SectionValue>;
 }
 
 export function nodeByName(graph: Graph, name: string): Node | undefined {

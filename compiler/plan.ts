@@ -19,13 +19,27 @@ export const tensorRoleSchema = z.enum([
   "activation",
   /** the logits, read back by the host */
   "logits",
+  // ---- training plans only (mode "train") ----
+  /** the integer class label per example (i32), written by the host with the batch */
+  "labels",
+  /** the per-step uniform struct (learning rate, dropout seed, step), written by the host */
+  "uniform",
+  /** ∂L/∂(a value or parameter), L the batch-mean loss */
+  "gradient",
+  /** a parameter's momentum buffer v */
+  "velocity",
+  /** a statistic the forward pass saves for the backward pass (batch mean, softmax probabilities) */
+  "saved",
+  /** the scalar batch-mean loss, and the per-example losses it sums */
+  "loss",
 ]);
 
 export const planTensorSchema = z.object({
   name: z.string(),
   /** Full shape including the batch dimension for activations: NCHW or [N, F]. */
   shape: z.array(z.number().int().nonnegative()),
-  dtype: z.literal("f32"),
+  /** f32 everywhere except the labels (i32) and the uniform struct (u32 words, see `training`). */
+  dtype: z.enum(["f32", "i32", "u32"]),
   role: tensorRoleSchema,
   bytes: z.number().int().nonnegative(),
   device: z.number().int().nonnegative(),
@@ -42,7 +56,8 @@ export const planTensorSchema = z.object({
 export const bindingSchema = z.object({
   binding: z.number().int().nonnegative(),
   tensor: z.string(),
-  access: z.enum(["read", "read_write"]),
+  /** `uniform`: the training plan's per-step struct, bound as `var<uniform>`. */
+  access: z.enum(["read", "read_write", "uniform"]),
 });
 
 export const kernelSchema = z.object({
@@ -69,13 +84,52 @@ export const kernelSchema = z.object({
 
 export const scheduleStepSchema = z.object({ kind: z.literal("dispatch"), kernel: z.string() });
 
+/**
+ * What a training plan (mode "train") adds: `schedule` is one training step (forward in training
+ * mode, loss, backward, updates), `evalSchedule` an inference forward pass over `eval:`-prefixed
+ * activations that shares the parameter tensors. Tensor names: `grad:X` is ∂L/∂X for a value or a
+ * parameter X, `velocity:P` the momentum of parameter P, `eval:X` the inference copy of value X.
+ */
+export const trainingSchema = z.object({
+  /** The i32 labels tensor, [batch]. */
+  labels: z.string(),
+  /** The scalar batch-mean loss tensor, [1]. */
+  loss: z.string(),
+  /**
+   * The uniform tensor: 4 words `{ lr: f32, seed: u32, step: u32, _pad: u32 }` (lr as its f32 bits).
+   * Only lr and seed enter the arithmetic; step is informational.
+   */
+  uniform: z.string(),
+  momentum: z.number(),
+  weightDecay: z.number(),
+  evalSchedule: z.array(scheduleStepSchema),
+  /** Graph input → its tensor in the inference schedule. */
+  evalInputs: z.record(z.string(), z.string()),
+  evalLogits: z.string(),
+  /** Trainable parameter → its gradient / velocity tensor (split like the parameter, via `partOf`). */
+  gradients: z.record(z.string(), z.string()),
+  velocities: z.record(z.string(), z.string()),
+  /** Graph value → its gradient tensor, for every value the backward pass computes one for. */
+  valueGradients: z.record(z.string(), z.string()),
+  /** Forward values (and statistics) the backward pass reads. */
+  saved: z.array(z.string()),
+  /** Dropout layers, with the layer index their mask hash uses and whether training applies them. */
+  dropout: z.array(
+    z.object({ node: z.string(), layer: z.number().int(), p: z.number(), active: z.boolean() }),
+  ),
+  /** Layers in schedule order with their activation and gradient tensors, for non-finite hunting. */
+  layers: z.array(
+    z.object({ layer: z.string(), activations: z.array(z.string()), gradients: z.array(z.string()) }),
+  ),
+});
+
 export const planSchema = z.object({
   format: z.literal("alexc-plan"),
   version: z.literal(PLAN_VERSION),
   compiler: z.string(),
   network: z.string(),
   source: z.string(),
-  mode: z.literal("forward"),
+  mode: z.enum(["forward", "train"]),
   batch: z.number().int().positive(),
   classes: z.number().int().positive(),
   towers: z.number().int().positive(),
@@ -94,12 +148,15 @@ export const planSchema = z.object({
   schedule: z.array(scheduleStepSchema),
   inputs: z.array(z.string()),
   logits: z.string(),
+  /** Present exactly when mode is "train". */
+  training: trainingSchema.optional(),
 });
 
 export type Plan = z.infer<typeof planSchema>;
 export type PlanTensor = z.infer<typeof planTensorSchema>;
 export type PlanKernel = z.infer<typeof kernelSchema>;
 export type PlanBinding = z.infer<typeof bindingSchema>;
+export type PlanTraining = z.infer<typeof trainingSchema>;
 
 /** A plan together with its kernels' WGSL source, keyed by kernel name (what compile produces in memory). */
 export interface CompiledPlan {

@@ -63,6 +63,14 @@ export class Xoshiro128ss {
     this.s3 = state[3] | 0;
   }
 
+  /**
+   * The 128-bit state as four unsigned 32-bit words; `new Xoshiro128ss(rng.state())` continues the
+   * sequence bitwise (for checkpoints that must resume a stream exactly).
+   */
+  state(): [number, number, number, number] {
+    return [this.s0 >>> 0, this.s1 >>> 0, this.s2 >>> 0, this.s3 >>> 0];
+  }
+
   /** The next output as an unsigned 32-bit integer. */
   nextUint32(): number {
     const result = Math.imul(rotl(Math.imul(this.s1, 5), 7), 9) >>> 0;

@@ -56,7 +56,24 @@ else
   fi
 fi
 
-# --- 2. npm dependencies -------------------------------------------------------------------------
+# --- 2. Fashion-MNIST, the training runner's default data ------------------------------------------
+# Debian ships it as `dataset-fashion-mnist` (IDX files under /usr/share/datasets/fashion-mnist/);
+# nothing is downloaded at training time. Elsewhere, pass the runner `--data DIR`.
+if [ -f /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ]; then
+  say "Fashion-MNIST already installed (/usr/share/datasets/fashion-mnist)"
+elif [ "${ALEXC_SKIP_APT:-}" != 1 ] && command -v apt-get >/dev/null 2>&1; then
+  apt-cache show dataset-fashion-mnist >/dev/null 2>&1 || $SUDO apt-get update -qq
+  if apt-cache show dataset-fashion-mnist >/dev/null 2>&1; then
+    say "installing Fashion-MNIST (Debian package dataset-fashion-mnist), the training runner's default data"
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq dataset-fashion-mnist >/dev/null
+  else
+    say "note: no dataset-fashion-mnist package in apt's lists; give the training runner --data DIR"
+  fi
+else
+  say "note: Fashion-MNIST not installed (no apt package here); give the training runner --data DIR"
+fi
+
+# --- 3. npm dependencies -------------------------------------------------------------------------
 if [ -f node_modules/.package-lock.json ] && cmp -s package-lock.json node_modules/.alexc-lock 2>/dev/null; then
   say "node_modules matches package-lock.json, nothing to install"
 else

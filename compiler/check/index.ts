@@ -2,16 +2,20 @@
 // (zod), infers every tensor's shape and tower layout, counts parameters and multiply-adds.
 // Declarations (properties, inputs, constants, blocks) are hoisted; layers run in source order.
 // Never throws for user input: every problem is a diagnostic from compiler/diagnostics.ts.
-import type { NamedArg, NetworkDecl, SectionDecl, SourceFile, Span } from "../../grammar/ast.ts";
+import type { NetworkDecl, SectionDecl, SourceFile, Span } from "../../grammar/ast.ts";
 import { diag, didYouMean, hasErrors, type Diagnostic } from "../diagnostics.ts";
-import type { Graph, GraphInput, SectionValue } from "../graph.ts";
+import type { Graph, GraphInput } from "../graph.ts";
 import { isLayerKind } from "./attributes.ts";
 import { defineLayer, type ExpansionFrame, type ExpansionState } from "./layers.ts";
+import { checkRecipe, type DataSpec, type Recipe } from "./recipe.ts";
 import { evaluate, newScope, showVal, type Scope, type Val } from "./values.ts";
 
 export interface CheckResult {
   /** Present when there are no errors. */
   graph?: Graph;
+  /** The training recipe and data section, with defaults filled in (present with the graph). */
+  recipe?: Recipe;
+  data?: DataSpec;
   diagnostics: Diagnostic[];
 }
 
@@ -32,11 +36,10 @@ export function check(file: SourceFile): CheckResult {
   }
   const graph = checkNetwork(networks[0], diagnostics);
   const sections = file.items.filter((i): i is SectionDecl => i.kind === "Section");
-  const train = sectionValues(sections, "train", diagnostics);
-  const data = sectionValues(sections, "data", diagnostics);
+  const { recipe, data } = checkRecipe(sections, graph, diagnostics);
   const unique = dedupe(diagnostics);
   if (!graph || hasErrors(unique)) return { diagnostics: unique };
-  return { graph: { ...graph, train, data }, diagnostics: unique };
+  return { graph, recipe, data, diagnostics: unique };
 }
 
 function checkNetwork(
@@ -229,68 +232,6 @@ function positiveInt(val: Val, what: string, diagnostics: Diagnostic[]): number 
     return undefined;
   }
   return val.value;
-}
-
-/** Recipe keys the training issue defines; anything else is recorded with a warning. */
-const knownSectionKeys: Record<"train" | "data", readonly string[]> = {
-  train: [
-    "batch",
-    "epochs",
-    "optimizer",
-    "lr",
-    "momentum",
-    "weight_decay",
-    "schedule",
-    "seed",
-    "placement",
-    "devices",
-  ],
-  data: [],
-};
-
-function sectionValues(
-  sections: SectionDecl[],
-  which: "train" | "data",
-  diagnostics: Diagnostic[],
-): Record<string, SectionValue> {
-  const out: Record<string, SectionValue> = {};
-  const scope = newScope();
-  for (const section of sections.filter((s) => s.section === which)) {
-    for (const entry of section.entries) {
-      const value = sectionValue(entry, scope, diagnostics);
-      if (value === undefined) continue;
-      if (!knownSectionKeys[which].includes(entry.name.name)) {
-        diagnostics.push(diag("AX2025", { section: which, key: entry.name.name }, entry.name.span));
-      }
-      out[entry.name.name] = value;
-    }
-  }
-  return out;
-}
-
-function sectionValue(entry: NamedArg, scope: Scope, diagnostics: Diagnostic[]): SectionValue | undefined {
-  const convert = (v: Val): SectionValue | undefined => {
-    switch (v.kind) {
-      case "number":
-      case "string":
-        return v.value;
-      case "word":
-        return v.name === "true" ? true : v.name === "false" ? false : v.name;
-      case "array": {
-        const items = v.items.map(convert);
-        return items.every((i) => i !== undefined) ? (items as SectionValue[]) : undefined;
-      }
-      case "call": {
-        const args = v.args.map(convert);
-        return args.every((a) => a !== undefined)
-          ? { call: v.callee, args: args as SectionValue[] }
-          : undefined;
-      }
-      default:
-        return undefined;
-    }
-  };
-  return convert(evaluate(entry.value, scope, diagnostics));
 }
 
 /** A block expanded twice reports the same problem twice at the same place; keep one. */

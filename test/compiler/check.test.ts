@@ -101,6 +101,31 @@ describe("models", () => {
     expect(conv1(224, "pad: 0").shape).toEqual([96, 54, 54]);
   });
 
+  it("reads the paper's recipe from alexnet.net and fills defaults elsewhere", () => {
+    const { recipe } = compileSource(model("alexnet.net"));
+    expect(recipe).toEqual({
+      batch: 128,
+      epochs: 90,
+      lr: 0.01,
+      momentum: 0.9,
+      weightDecay: 0.0005,
+      schedule: { kind: "plateau", patience: 2, factor: 10, maxDrops: 3 },
+      seed: 1,
+      dropout: ["drop6", "drop7"],
+      evalEvery: 1,
+      devices: 1,
+    });
+    const small = compileSource(model("alexnet-small.net"));
+    expect(small.recipe).toMatchObject({ batch: 128, lr: 0.01, momentum: 0.9, weightDecay: 0.0005 });
+    expect(small.data).toEqual({
+      dataset: "fashion_mnist",
+      validation: 5000,
+      crop: 0,
+      flip: false,
+      dir: undefined,
+    });
+  });
+
   it("expands blocks with `<instance>.<inner>` names and the last layer as output", () => {
     const { graph } = compileSource(model("alexnet-small.net"));
     expect(graph!.nodes.map((n) => n.name)).toContain("stage1.norm");
@@ -264,6 +289,24 @@ const bad: BadCase[] = [
     src: base("f = dense(image, units: 10, towers: on(0))\n  n = lrn(f)\n  loss = softmax_cross_entropy(n)"),
     code: "AX2028",
     where: "f)",
+  },
+  {
+    name: "recipe names a layer that is not dropout",
+    src: base("c1 = relu(image)" + tail) + "train { dropout: [c1] }",
+    code: "AX2029",
+    where: "[c1]",
+  },
+  {
+    name: "recipe value out of range",
+    src: base("c1 = relu(image)" + tail) + "train { momentum: 1.5 }",
+    code: "AX2004",
+    where: "1.5",
+  },
+  {
+    name: "unknown schedule",
+    src: base("c1 = relu(image)" + tail) + "train { schedule: linear }",
+    code: "AX2004",
+    where: "linear",
   },
   {
     name: "unknown section key (warning)",

@@ -70,8 +70,13 @@ describe("alexc CLI", () => {
 
   it("compile -o writes a valid plan and one WGSL file per kernel, without a GPU", async () => {
     const dir = mkdtempSync(join(tmpdir(), "alexc-plan-"));
-    const { code } = await alexc("compile", alexnet, "-o", dir);
+    const { code, err } = await alexc("compile", alexnet, "-o", dir);
     expect(code).toBe(0);
+    // conv1's training activation at the recipe's batch 128 exceeds a 128 MiB binding: a warning, not a failure.
+    expect(err).toContain("warning AX3002: no training plan written for batch 128");
+    expect(readdirSync(dir)).toEqual(
+      expect.arrayContaining(["graph.json", "train.ts", "infer.ts", "plan.json"]),
+    );
     const plan = planSchema.parse(JSON.parse(readFileSync(join(dir, "plan.json"), "utf8")));
     const files = readdirSync(join(dir, "kernels"));
     expect(files.length).toBe(plan.kernels.length);

@@ -216,8 +216,6 @@ class Net {
       params: this.params,
       logits,
       loss,
-      train: {},
-      data: {},
     };
   }
 }

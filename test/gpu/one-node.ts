@@ -120,8 +120,6 @@ export function buildGraph(inputs: Record<string, number[]>, layers: LayerSpec[]
     params,
     logits,
     loss: last.attrs.op === "softmax_cross_entropy" ? last.name : "",
-    train: {},
-    data: {},
   };
 }
 

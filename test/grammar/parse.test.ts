@@ -43,7 +43,7 @@ describe("alexnet.net", () => {
     expect(diagnostics).toEqual([]);
     expect(ast.items.map((i) => i.kind)).toEqual(["Network", "Section"]);
     expect(net.name.name).toBe("alexnet");
-    expect(ast.comments).toHaveLength(10);
+    expect(ast.comments).toHaveLength(12);
     expect(ast.comments[0].text).toMatch(/^# AlexNet — Krizhevsky/);
     expect(ast.span).toEqual({
       start: { offset: 0, line: 1, column: 1 },
@@ -99,6 +99,16 @@ describe("alexnet.net", () => {
     expect(train.entries.map((e) => [e.name.name, strip(e.value)])).toEqual([
       ["batch", num("128")],
       ["epochs", num("90")],
+      ["lr", num("0.01")],
+      ["momentum", num("0.9")],
+      ["weight_decay", num("0.0005")],
+      [
+        "schedule",
+        expect.objectContaining({ kind: "Call", callee: expect.objectContaining({ name: "plateau" }) }),
+      ],
+      ["max_drops", num("3")],
+      ["dropout", expect.objectContaining({ kind: "List" })],
+      ["seed", num("1")],
     ]);
   });
 

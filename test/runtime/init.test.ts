@@ -25,8 +25,6 @@ function graphWith(params: Param[]): Graph {
     params,
     logits: "fc",
     loss: "loss",
-    train: {},
-    data: {},
   };
 }
 

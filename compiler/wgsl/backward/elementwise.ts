@@ -1,0 +1,176 @@
+// Element-wise training kernels: activation backward (from the saved output), dropout in training
+// (forward and backward share the hashed mask, util.ts), gradient accumulation, and concat backward.
+// One invocation per element; each output element is written by exactly one invocation.
+import type { ActivationOp } from "../../graph.ts";
+import { WORKGROUP, consts, f32, header, sections, shapeText, u32 } from "../common.ts";
+import {
+  DROPOUT_HASH_WGSL,
+  type KernelIdentity,
+  type TrainKernelSource,
+  declare,
+  dropoutThreshold,
+  elementwise,
+  read,
+  uniform,
+  write,
+} from "./util.ts";
+
+const count = (shape: readonly number[]) => shape.reduce((a, b) => a * b, 1);
+
+/** dx from dy and the saved output y, per activation. */
+export const activationGradExpr: Record<ActivationOp, string> = {
+  // y > 0 ⇔ x > 0, and at x = 0 the gradient is taken as 0 (PyTorch, TF.js).
+  relu: "select(0.0, g, y[i] > 0.0)",
+  tanh: "g * (1.0 - y[i] * y[i])",
+  sigmoid: "g * y[i] * (1.0 - y[i])",
+};
+
+export function activationGradKernel(
+  id: KernelIdentity,
+  spec: { op: ActivationOp; shape: readonly number[]; tensors: { y: string; dy: string; dx: string } },
+): TrainKernelSource {
+  const total = count(spec.shape);
+  const bindings = [read("y", spec.tensors.y), read("dy", spec.tensors.dy), write("dx", spec.tensors.dx)];
+  const { code, dispatch } = elementwise(
+    total,
+    `  let g = dy[i];\n  dx[i] = ${activationGradExpr[spec.op]};`,
+  );
+  return {
+    op: `${spec.op}.grad`,
+    wgsl: sections(
+      header(id, `${spec.op} backward`, [
+        `dx = ${activationGradExpr[spec.op]} over ${shapeText(spec.shape)}, g = dy, y the saved output`,
+      ]),
+      declare(bindings),
+      code,
+    ),
+    entryPoint: "main",
+    bindings,
+    workgroupSize: [WORKGROUP, 1, 1],
+    dispatch,
+    flops: 3 * total,
+  };
+}
+
+/**
+ * Inverted dropout in training, forward (x → y) or backward (dy → dx): the same expression, since
+ * both multiply by mask/(1 − p). The mask is dropout_hash(seed, LAYER, i) ≥ THRESHOLD (util.ts).
+ */
+export function dropoutKernel(
+  id: KernelIdentity,
+  spec: {
+    direction: "forward" | "backward";
+    shape: readonly number[];
+    p: number;
+    layer: number;
+    tensors: { x: string; y: string; step: string };
+  },
+): TrainKernelSource {
+  const total = count(spec.shape);
+  const bindings = [read("x", spec.tensors.x), write("y", spec.tensors.y), uniform(spec.tensors.step)];
+  const { code, dispatch } = elementwise(
+    total,
+    "  let keep = dropout_hash(step.seed, LAYER, i) >= THRESHOLD;\n  y[i] = select(0.0, x[i] * SCALE, keep);",
+  );
+  return {
+    op: spec.direction === "forward" ? "dropout.train" : "dropout.grad",
+    wgsl: sections(
+      header(id, spec.direction === "forward" ? "dropout (training)" : "dropout backward", [
+        `${spec.direction === "forward" ? "y = x" : "dx = dy"} · mask / (1 − p) over ${shapeText(spec.shape)}, p = ${spec.p}`,
+        "mask = lowbias32(lowbias32(lowbias32(seed) ^ layer) ^ i) ≥ ⌊p·2³²⌋: regenerated, never stored",
+      ]),
+      consts({
+        LAYER: u32(spec.layer),
+        THRESHOLD: u32(dropoutThreshold(spec.p)),
+        SCALE: f32(1 / (1 - spec.p)),
+      }),
+      declare(bindings),
+      DROPOUT_HASH_WGSL,
+      code,
+    ),
+    entryPoint: "main",
+    bindings,
+    workgroupSize: [WORKGROUP, 1, 1],
+    dispatch,
+    flops: total,
+  };
+}
+
+/** At most this many terms per accumulate kernel (+1 output ≤ the 8 storage buffers WebGPU guarantees). */
+export const ACCUMULATE_MAX_TERMS = 6;
+
+/**
+ * out = t0 + t1 + … left to right; with `into`, out = out + t0 + … (how more than
+ * ACCUMULATE_MAX_TERMS terms chain over several kernels, keeping the same left-to-right order).
+ */
+export function accumulateKernel(
+  id: KernelIdentity,
+  spec: { shape: readonly number[]; terms: string[]; out: string; into: boolean },
+): TrainKernelSource {
+  if (spec.terms.length < 1 || spec.terms.length > ACCUMULATE_MAX_TERMS)
+    throw new Error(`accumulate: ${spec.terms.length} terms`);
+  const total = count(spec.shape);
+  const bindings = [...spec.terms.map((t, j) => read(`t${j}`, t)), write("out", spec.out)];
+  const sum = [...(spec.into ? ["out[i]"] : []), ...spec.terms.map((_, j) => `t${j}[i]`)].join(" + ");
+  const { code, dispatch } = elementwise(total, `  out[i] = ${sum};`);
+  return {
+    op: "grad.accumulate",
+    wgsl: sections(
+      header(id, "gradient accumulation", [
+        `${spec.out} ${spec.into ? "+=" : "="} ${spec.terms.join(" + ")} over ${shapeText(spec.shape)}, left to right`,
+      ]),
+      declare(bindings),
+      code,
+    ),
+    entryPoint: "main",
+    bindings,
+    workgroupSize: [WORKGROUP, 1, 1],
+    dispatch,
+    flops: total * spec.terms.length,
+  };
+}
+
+/** dx_j = dy[:, offset .. offset + C_j]: input j's channel slice of a concat's output gradient. */
+export function concatGradKernel(
+  id: KernelIdentity,
+  spec: {
+    batch: number;
+    input: readonly number[];
+    outChannels: number;
+    channelOffset: number;
+    tensors: { dy: string; dx: string };
+  },
+): TrainKernelSource {
+  const [c, ...rest] = spec.input;
+  const inner = count(rest);
+  const total = spec.batch * c * inner;
+  const bindings = [read("dy", spec.tensors.dy), write("dx", spec.tensors.dx)];
+  const { code, dispatch } = elementwise(
+    total,
+    `  let p = i % INNER;
+  let ch = (i / INNER) % C_IN;
+  let n = i / (INNER * C_IN);
+  dx[i] = dy[(n * C_OUT + C_OFFSET + ch) * INNER + p];`,
+  );
+  return {
+    op: "concat.grad",
+    wgsl: sections(
+      header(id, "concat backward", [
+        `dx ${shapeText([spec.batch, ...spec.input])} = channels [${spec.channelOffset}, ${spec.channelOffset + c}) of dy (${spec.outChannels} channels)`,
+      ]),
+      consts({
+        C_IN: u32(c),
+        C_OUT: u32(spec.outChannels),
+        C_OFFSET: u32(spec.channelOffset),
+        INNER: u32(inner),
+      }),
+      declare(bindings),
+      code,
+    ),
+    entryPoint: "main",
+    bindings,
+    workgroupSize: [WORKGROUP, 1, 1],
+    dispatch,
+    flops: 0,
+  };
+}

@@ -1,0 +1,107 @@
+// Max- and average-pooling backward, NCHW, gather form: one invocation per dx element visits every
+// output window that covers it (oy, then ox ascending) and adds that window's share of dy. No two
+// invocations write the same address, so no atomics, and the sum order is fixed.
+//
+// Windows are clipped to the image exactly as in the forward (../pool.ts): padding never takes part.
+//  - max:  a window's gradient goes to its FIRST maximum in row-major scan order over the clipped
+//          window (iy, then ix ascending; a later element wins only if strictly greater). The forward
+//          stores the maximum value, which is the same whichever tied element is chosen, so this rule
+//          is consistent with it; ties are routed to exactly one input, never split.
+//  - avg:  each element of the window receives dy / (in-bounds count), the forward's divisor.
+import type { Padding2D } from "../../graph.ts";
+import { WORKGROUP, consts, header, i32, sections, shapeText, u32 } from "../common.ts";
+import { type KernelIdentity, type TrainKernelSource, declare, elementwise, read, write } from "./util.ts";
+
+export interface PoolGradSpec {
+  op: "maxpool" | "avgpool";
+  batch: number;
+  input: readonly number[];
+  output: readonly number[];
+  window: readonly [number, number];
+  stride: readonly [number, number];
+  pad: Padding2D;
+  /** x is needed by max (to find each window's arg-max), not by avg. */
+  tensors: { x?: string; dy: string; dx: string };
+}
+
+export function poolGradKernel(id: KernelIdentity, spec: PoolGradSpec): TrainKernelSource {
+  const { batch, pad, op } = spec;
+  const [c, h, w] = spec.input;
+  const [, oh, ow] = spec.output;
+  const [kh, kw] = spec.window;
+  const [sh, sw] = spec.stride;
+  const total = batch * c * h * w;
+  const isMax = op === "maxpool";
+  if (isMax && !spec.tensors.x) throw new Error("maxpool backward needs x");
+  const bindings = [
+    ...(isMax ? [read("x", spec.tensors.x!)] : []),
+    read("dy", spec.tensors.dy),
+    write("dx", spec.tensors.dx),
+  ];
+  // Window (oy, ox) covers rows [oy·SH − PT, oy·SH − PT + KH): it covers iy iff
+  // oy ∈ [ceil((iy + PT − KH + 1) / SH), floor((iy + PT) / SH)], clamped to [0, OH).
+  const share = isMax
+    ? `      // the window's first maximum in row-major scan order (strict >, so the earliest tie wins)
+      var best = x[(nc * H + y_lo) * W + x_lo];
+      var arg = y_lo * W + x_lo;
+      for (var wy = y_lo; wy < y_hi; wy++) {
+        for (var wx = x_lo; wx < x_hi; wx++) {
+          let v = x[(nc * H + wy) * W + wx];
+          if (v > best) { best = v; arg = wy * W + wx; }
+        }
+      }
+      if (arg == u32(iy) * W + u32(ix)) { acc += dy[(nc * OH + u32(oy)) * OW + u32(ox)]; }`
+    : `      acc += dy[(nc * OH + u32(oy)) * OW + u32(ox)] / f32((y_hi - y_lo) * (x_hi - x_lo));`;
+  const body = `  let ix = i32(i % W);
+  let iy = i32((i / W) % H);
+  let nc = i / (W * H);                         // n * C + c
+  let oy_lo = max(0i, (iy + PAD_TOP - KH + SH) / SH);   // ceil((iy + PT − KH + 1) / SH); a negative numerator clamps to 0 either way
+  let oy_hi = min(i32(OH) - 1i, (iy + PAD_TOP) / SH);
+  let ox_lo = max(0i, (ix + PAD_LEFT - KW + SW) / SW);
+  let ox_hi = min(i32(OW) - 1i, (ix + PAD_LEFT) / SW);
+  var acc = 0.0;
+  for (var oy = oy_lo; oy <= oy_hi; oy++) {
+    let wy0 = oy * SH - PAD_TOP;
+    let y_lo = u32(max(wy0, 0i));
+    let y_hi = u32(min(wy0 + KH, i32(H)));
+    for (var ox = ox_lo; ox <= ox_hi; ox++) {
+      let wx0 = ox * SW - PAD_LEFT;
+      let x_lo = u32(max(wx0, 0i));
+      let x_hi = u32(min(wx0 + KW, i32(W)));
+${share}
+    }
+  }
+  dx[i] = acc;`;
+  const { code, dispatch } = elementwise(total, body);
+  return {
+    op: `${op}.grad`,
+    wgsl: sections(
+      header(id, `${op} backward`, [
+        `dy ${shapeText([batch, ...spec.output])} -> dx ${shapeText([batch, ...spec.input])}`,
+        `window ${kh}x${kw}, stride ${sh}x${sw}, pad top ${pad.top} bottom ${pad.bottom} left ${pad.left} right ${pad.right}; padding never takes part`,
+        isMax
+          ? "tie rule: a window's gradient goes to its FIRST maximum in row-major window scan order"
+          : "each in-bounds element of a window gets dy / (in-bounds count), the forward's divisor",
+      ]),
+      consts({
+        H: u32(h),
+        W: u32(w),
+        OH: u32(oh),
+        OW: u32(ow),
+        KH: i32(kh),
+        KW: i32(kw),
+        SH: i32(sh),
+        SW: i32(sw),
+        PAD_TOP: i32(pad.top),
+        PAD_LEFT: i32(pad.left),
+      }),
+      declare(bindings),
+      code,
+    ),
+    entryPoint: "main",
+    bindings,
+    workgroupSize: [WORKGROUP, 1, 1],
+    dispatch,
+    flops: total * Math.ceil(kh / sh) * Math.ceil(kw / sw) * (isMax ? kh * kw : 2),
+  };
+}

@@ -1,0 +1,493 @@
+// Runs a training plan (compiler/lower-train.ts, mode "train") on one WebGPU device.
+//
+// Load once: one buffer per root tensor (zero-filled by WebGPU, so velocities start at 0), every
+// pipeline of both schedules built in parallel, every bind group pre-created. A step writes the
+// uniform (lr, seed, step), encodes the whole training schedule into one compute pass, copies the loss
+// and logits out, and submits once. Every kernel sums in a fixed order and nothing uses atomics, so the
+// same parameters, velocities, batch, lr and seed give bitwise the same results run to run; the step
+// counter in the uniform enters no arithmetic, so a resumed trainer continues bitwise identically.
+//
+// Tensor names (see compiler/autodiff.ts): `X` a forward activation in training mode, `grad:X` its
+// gradient, `grad:P` / `velocity:P` a parameter's, `eval:X` the inference copy, `N:probs`,
+// `N:per_example`, `N:batch_mean`, `N:batch_invstd` statistics. Errors are DiagnosticErrors naming
+// the kernel and layer, as in runtime/executor.ts.
+import { DiagnosticError, diag } from "../compiler/diagnostics.ts";
+import { elementCount } from "../compiler/graph.ts";
+import type { CompiledPlan, Plan, PlanKernel, PlanTensor, PlanTraining } from "../compiler/plan.ts";
+import type { OpenDevice } from "./devices.ts";
+
+export interface StepResult {
+  /** The batch-mean loss of this step's forward pass (before the update). */
+  loss: number;
+  /** The training-mode logits, [batch, classes]. */
+  logits: Float32Array;
+  /** GPU time per kernel in schedule order, when `timing` was asked for and the device has timestamps. */
+  kernels?: { kernel: string; layer: string; ms: number }[];
+}
+
+export interface Trainer {
+  readonly plan: Plan;
+  uploadParams(params: ReadonlyMap<string, Float32Array>): void;
+  uploadVelocities(v: ReadonlyMap<string, Float32Array>): void;
+  writeBatch(images: Float32Array, labels: Int32Array): void;
+  /** One step: forward (training mode) + loss + backward + update, one submit. `step` sets the uniform's counter. */
+  step(opts: { lr: number; seed: number; step?: number; timing?: boolean }): Promise<StepResult>;
+  evaluate(images: Float32Array): Promise<Float32Array>;
+  readParams(): Promise<Map<string, Float32Array>>;
+  readVelocities(): Promise<Map<string, Float32Array>>;
+  readGradients(): Promise<Map<string, Float32Array>>;
+  readTensor(name: string): Promise<Float32Array>;
+  findNonFinite(): Promise<{ layer: string; kind: "activation" | "gradient" } | undefined>;
+  destroy(): void;
+}
+
+interface Step {
+  kernel: PlanKernel;
+  pipeline: GPUComputePipeline;
+  bindGroup: GPUBindGroup;
+}
+
+const align4 = (n: number) => Math.max(4, Math.ceil(n / 4) * 4);
+const messageOf = (e: unknown) => (e instanceof Error ? e.message : String(e));
+const internal = (message: string) => new DiagnosticError(diag("AX9001", { message }, undefined));
+
+export async function createTrainer(dev: OpenDevice, compiled: CompiledPlan): Promise<Trainer> {
+  const { plan, wgsl } = compiled;
+  const training = plan.training;
+  if (plan.mode !== "train" || !training)
+    throw internal('createTrainer needs a plan from lowerTraining (mode "train")');
+  const { device } = dev;
+  const buffers = new Map<string, GPUBuffer>();
+  device.pushErrorScope("out-of-memory");
+  for (const t of plan.tensors) {
+    if (t.device !== dev.index || t.aliasOf) continue;
+    const usage =
+      t.role === "uniform"
+        ? GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST | GPUBufferUsage.COPY_SRC
+        : GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST | GPUBufferUsage.COPY_SRC;
+    buffers.set(t.name, device.createBuffer({ label: t.name, size: align4(t.bytes), usage }));
+  }
+  const oom = device.popErrorScope();
+  const kernels = new Map(plan.kernels.map((k) => [k.name, k]));
+  const rootOf = (name: string) => plan.tensors.find((t) => t.name === name)?.aliasOf ?? name;
+  try {
+    const built = await Promise.all(
+      plan.kernels.map((k) => buildStep(dev, k, wgsl[k.name], buffers, rootOf)),
+    );
+    if (await oom)
+      throw new DiagnosticError(
+        diag(
+          "AX4002",
+          { device: dev.label, kernel: "(allocation)", layer: "(the training plan)" },
+          undefined,
+        ),
+      );
+    const byName = new Map(built.map((s) => [s.kernel.name, s]));
+    const pick = (names: { kernel: string }[]) => names.map((s) => byName.get(s.kernel)!);
+    if (![...plan.schedule, ...training.evalSchedule].every((s) => kernels.has(s.kernel)))
+      throw internal("a schedule names a kernel the plan does not have");
+    return new PlanTrainer(dev, plan, training, buffers, pick(plan.schedule), pick(training.evalSchedule));
+  } catch (e) {
+    for (const b of buffers.values()) b.destroy();
+    throw e;
+  }
+}
+
+/** Compiles one kernel and binds its tensors; rejections become AX4001 with the WGSL error location. */
+async function buildStep(
+  dev: OpenDevice,
+  kernel: PlanKernel,
+  code: string | undefined,
+  buffers: Map<string, GPUBuffer>,
+  rootOf: (name: string) => string,
+): Promise<Step> {
+  const { device } = dev;
+  const reject = (message: string) =>
+    new DiagnosticError(diag("AX4001", { kernel: kernel.name, layer: kernel.layer, message }, undefined));
+  if (code === undefined) throw reject("the plan has no WGSL for it");
+  device.pushErrorScope("validation");
+  const module = device.createShaderModule({ label: kernel.file, code });
+  const pending = device.createComputePipelineAsync({
+    label: kernel.name,
+    layout: "auto",
+    compute: { module, entryPoint: kernel.entryPoint },
+  });
+  const scope = device.popErrorScope();
+  let pipeline: GPUComputePipeline;
+  try {
+    pipeline = await pending;
+    const error = await scope;
+    if (error) throw new Error(error.message);
+  } catch (e) {
+    const info = await module.getCompilationInfo().catch(() => undefined);
+    const located = (info?.messages ?? [])
+      .filter((m) => m.type === "error")
+      .map((m) => `${kernel.file}:${m.lineNum}:${m.linePos}: ${m.message}`);
+    throw reject(located.length > 0 ? located.join("; ") : messageOf(e));
+  }
+  device.pushErrorScope("validation");
+  const entries = kernel.bindings.map((b) => {
+    const buffer = buffers.get(rootOf(b.tensor));
+    if (!buffer) throw reject(`binding ${b.binding}: tensor \`${b.tensor}\` is not on ${dev.label}`);
+    return { binding: b.binding, resource: { buffer } };
+  });
+  const bindGroup = device.createBindGroup({
+    label: kernel.name,
+    layout: pipeline.getBindGroupLayout(0),
+    entries,
+  });
+  const error = await device.popErrorScope();
+  if (error) throw reject(`bind group: ${error.message}`);
+  return { kernel, pipeline, bindGroup };
+}
+
+class PlanTrainer implements Trainer {
+  readonly plan: Plan;
+  readonly #dev: OpenDevice;
+  readonly #training: PlanTraining;
+  readonly #buffers: Map<string, GPUBuffer>;
+  readonly #tensors: Map<string, PlanTensor>;
+  readonly #train: Step[];
+  readonly #eval: Step[];
+  #stepCount = 0;
+
+  constructor(
+    dev: OpenDevice,
+    plan: Plan,
+    training: PlanTraining,
+    buffers: Map<string, GPUBuffer>,
+    train: Step[],
+    evalSteps: Step[],
+  ) {
+    this.#dev = dev;
+    this.plan = plan;
+    this.#training = training;
+    this.#buffers = buffers;
+    this.#tensors = new Map(plan.tensors.map((t) => [t.name, t]));
+    this.#train = train;
+    this.#eval = evalSteps;
+  }
+
+  uploadParams(params: ReadonlyMap<string, Float32Array>): void {
+    this.#uploadByParam(
+      params,
+      (p) => p,
+      "parameters",
+      this.plan.params.map((p) => p.name),
+    );
+  }
+
+  uploadVelocities(v: ReadonlyMap<string, Float32Array>): void {
+    const velocities = this.#training.velocities;
+    this.#uploadByParam(v, (p) => velocities[p], "velocities", Object.keys(velocities));
+  }
+
+  /** Writes full PyTorch-layout tensors keyed by parameter name into `tensorOf(param)` (or its parts). */
+  #uploadByParam(
+    values: ReadonlyMap<string, Float32Array>,
+    tensorOf: (p: string) => string,
+    file: string,
+    names: string[],
+  ) {
+    const problem = (text: string) =>
+      new DiagnosticError(diag("AX4005", { file: `(${file})`, problem: text }, undefined));
+    for (const name of names) {
+      const param = this.plan.params.find((p) => p.name === name)!;
+      const data = values.get(name);
+      if (!data) throw problem(`missing \`${name}\``);
+      if (data.length !== elementCount(param.shape))
+        throw problem(
+          `\`${name}\` has ${data.length} values, expected ${elementCount(param.shape)} ([${param.shape.join(", ")}])`,
+        );
+      for (const t of this.#partsOf(tensorOf(name))) {
+        const offset = t.partOf?.offset ?? 0;
+        this.#write(t, data.subarray(offset, offset + elementCount(t.shape)));
+      }
+    }
+  }
+
+  writeBatch(images: Float32Array, labels: Int32Array): void {
+    const [input] = this.plan.inputs;
+    this.#writeInput(input, images);
+    const t = this.#tensors.get(this.#training.labels)!;
+    const bad = (problem: string) =>
+      new DiagnosticError(diag("AX4006", { file: "(labels)", problem }, undefined));
+    if (labels.length !== this.plan.batch) throw bad(`needs ${this.plan.batch} labels, got ${labels.length}`);
+    const i = labels.findIndex((l) => !(l >= 0 && l < this.plan.classes));
+    if (i >= 0) throw bad(`label ${labels[i]} of example ${i} is not a class in [0, ${this.plan.classes})`);
+    this.#write(t, labels);
+  }
+
+  #writeInput(name: string, data: Float32Array) {
+    const t = this.#tensors.get(name)!;
+    const want = elementCount(t.shape);
+    if (data.length !== want)
+      throw new DiagnosticError(
+        diag(
+          "AX4006",
+          {
+            file: "(input)",
+            problem: `\`${name}\` needs ${want} values ([${t.shape.join(", ")}]), got ${data.length}`,
+          },
+          undefined,
+        ),
+      );
+    this.#write(t, data);
+  }
+
+  #write(t: PlanTensor, data: Float32Array | Int32Array | Uint32Array) {
+    const buffer = this.#buffers.get(t.aliasOf ?? t.name);
+    if (!buffer) throw internal(`tensor \`${t.name}\` has no buffer on ${this.#dev.label}`);
+    this.#dev.device.queue.writeBuffer(buffer, 0, data.buffer, data.byteOffset, data.byteLength);
+  }
+
+  async step(opts: { lr: number; seed: number; step?: number; timing?: boolean }): Promise<StepResult> {
+    if (!Number.isFinite(opts.lr)) throw internal(`learning rate ${opts.lr} is not finite`);
+    const words = new Uint32Array(4);
+    new Float32Array(words.buffer, 0, 1)[0] = opts.lr;
+    words[1] = opts.seed >>> 0;
+    words[2] = (opts.step ?? this.#stepCount) >>> 0;
+    this.#stepCount = (opts.step ?? this.#stepCount) + 1;
+    this.#write(this.#tensors.get(this.#training.uniform)!, words);
+    const timing = (opts.timing ?? false) && this.#dev.timestamps && this.#train.length <= 2048;
+    const { values, kernels } = await this.#run(
+      this.#train,
+      "training step",
+      [this.#training.loss, this.plan.logits],
+      timing,
+    );
+    return { loss: values[0][0], logits: values[1], ...(kernels ? { kernels } : {}) };
+  }
+
+  async evaluate(images: Float32Array): Promise<Float32Array> {
+    this.#writeInput(this.#training.evalInputs[this.plan.inputs[0]], images);
+    const { values } = await this.#run(this.#eval, "evaluation", [this.#training.evalLogits], false);
+    return values[0];
+  }
+
+  /** Encodes `steps` in one pass, copies `outputs` out in the same submission, and reads them. */
+  async #run(
+    steps: Step[],
+    what: string,
+    outputs: string[],
+    timing: boolean,
+  ): Promise<{ values: Float32Array[]; kernels?: StepResult["kernels"] }> {
+    const { device } = this.#dev;
+    const span =
+      steps.length > 0 ? `${steps[0].kernel.name} … ${steps[steps.length - 1].kernel.name}` : "(no kernels)";
+    this.#dev.activity = { kernel: span, layer: `(the ${what})` };
+    const errorsBefore = this.#dev.errors.length;
+    device.pushErrorScope("out-of-memory");
+    device.pushErrorScope("validation");
+    const encoder = device.createCommandEncoder({ label: what });
+    // Timing needs one pass per kernel (timestamps are per pass); otherwise one pass for the step.
+    const querySet = timing
+      ? device.createQuerySet({ type: "timestamp", count: 2 * steps.length })
+      : undefined;
+    const resolve = querySet
+      ? device.createBuffer({
+          size: 16 * steps.length,
+          usage: GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC,
+        })
+      : undefined;
+    const passes = querySet ? steps.map((s) => [s]) : [steps];
+    passes.forEach((group, i) => {
+      const pass = encoder.beginComputePass({
+        label: what,
+        ...(querySet
+          ? {
+              timestampWrites: { querySet, beginningOfPassWriteIndex: 2 * i, endOfPassWriteIndex: 2 * i + 1 },
+            }
+          : {}),
+      });
+      for (const s of group) {
+        pass.setPipeline(s.pipeline);
+        pass.setBindGroup(0, s.bindGroup);
+        pass.dispatchWorkgroups(...s.kernel.dispatch);
+      }
+      pass.end();
+    });
+    const reads = outputs.map((o) => this.#encodeReadback(encoder, this.#tensors.get(o)!));
+    if (querySet && resolve) encoder.resolveQuerySet(querySet, 0, 2 * steps.length, resolve, 0);
+    const readTimes = resolve ? this.#encodeReadbackBuffer(encoder, resolve) : undefined;
+    device.queue.submit([encoder.finish()]);
+    const validation = await device.popErrorScope();
+    const oom = await device.popErrorScope();
+    if (validation) throw await this.#whichKernelFailed(steps, validation.message, what);
+    if (oom)
+      throw new DiagnosticError(
+        diag("AX4002", { device: this.#dev.label, kernel: span, layer: `(the ${what})` }, undefined),
+      );
+    const values = await this.#guard(Promise.all(reads.map((r) => r())));
+    let kernels: StepResult["kernels"];
+    if (readTimes) {
+      const ns = new BigInt64Array(await this.#guard(readTimes()));
+      kernels = steps.map((s, i) => ({
+        kernel: s.kernel.name,
+        layer: s.kernel.layer,
+        ms: Number(ns[2 * i + 1] - ns[2 * i]) / 1e6,
+      }));
+      querySet?.destroy();
+      resolve?.destroy();
+    }
+    if (this.#dev.errors.length > errorsBefore)
+      throw new DiagnosticError(this.#dev.errors.slice(errorsBefore));
+    this.#dev.activity = { kernel: "(none)", layer: "(none)" };
+    return { values, kernels };
+  }
+
+  /** The parameter tensors of `name` (itself, or its `partOf` parts). */
+  #partsOf(name: string): PlanTensor[] {
+    const whole = this.#tensors.get(name);
+    if (whole) return [whole];
+    const parts = this.plan.tensors.filter((t) => t.partOf?.tensor === name);
+    if (parts.length === 0) throw internal(`no tensor \`${name}\` in the plan`);
+    return parts;
+  }
+
+  async readTensor(name: string): Promise<Float32Array> {
+    const [values] = await this.#readMany([name]);
+    return values;
+  }
+
+  /** Reads several tensors in one submission (split ones reassembled from their parts). */
+  async #readMany(names: string[]): Promise<Float32Array[]> {
+    const encoder = this.#dev.device.createCommandEncoder({ label: "read tensors" });
+    const pending = names.map((name) => {
+      const parts = this.#partsOf(name);
+      const total = parts.reduce((a, t) => a + elementCount(t.shape), 0);
+      return {
+        total,
+        reads: parts.map((t) => ({ offset: t.partOf?.offset ?? 0, read: this.#encodeReadback(encoder, t) })),
+      };
+    });
+    this.#dev.device.queue.submit([encoder.finish()]);
+    return this.#guard(
+      Promise.all(
+        pending.map(async ({ total, reads }) => {
+          const out = new Float32Array(total);
+          for (const { offset, read } of reads) out.set(await read(), offset);
+          return out;
+        }),
+      ),
+    );
+  }
+
+  async #readByParam(names: string[], tensorOf: (p: string) => string): Promise<Map<string, Float32Array>> {
+    const values = await this.#readMany(names.map(tensorOf));
+    return new Map(names.map((n, i) => [n, values[i]]));
+  }
+
+  readParams(): Promise<Map<string, Float32Array>> {
+    return this.#readByParam(
+      this.plan.params.map((p) => p.name),
+      (p) => p,
+    );
+  }
+
+  readVelocities(): Promise<Map<string, Float32Array>> {
+    return this.#readByParam(Object.keys(this.#training.velocities), (p) => this.#training.velocities[p]);
+  }
+
+  readGradients(): Promise<Map<string, Float32Array>> {
+    return this.#readByParam(Object.keys(this.#training.gradients), (p) => this.#training.gradients[p]);
+  }
+
+  async findNonFinite(): Promise<{ layer: string; kind: "activation" | "gradient" } | undefined> {
+    const finite = (a: Float32Array) => a.every(Number.isFinite);
+    const { layers } = this.#training;
+    // Activations in forward order, then gradients in backward (reverse) order: the first place a
+    // NaN/Inf appears in the schedule is the layer to blame.
+    const scans: { layer: string; kind: "activation" | "gradient"; tensors: string[] }[] = [
+      ...layers.map((l) => ({ layer: l.layer, kind: "activation" as const, tensors: l.activations })),
+      ...[...layers]
+        .reverse()
+        .map((l) => ({ layer: l.layer, kind: "gradient" as const, tensors: l.gradients })),
+    ];
+    for (const scan of scans) {
+      const values = await this.#readMany(scan.tensors);
+      if (!values.every(finite)) return { layer: scan.layer, kind: scan.kind };
+    }
+    return undefined;
+  }
+
+  destroy(): void {
+    for (const b of this.#buffers.values()) b.destroy();
+    this.#buffers.clear();
+  }
+
+  /** Copies a whole buffer to a fresh staging buffer; the function maps it and returns the bytes. */
+  #encodeReadbackBuffer(encoder: GPUCommandEncoder, source: GPUBuffer): () => Promise<ArrayBuffer> {
+    const staging = this.#dev.device.createBuffer({
+      size: source.size,
+      usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
+    });
+    encoder.copyBufferToBuffer(source, 0, staging, 0, source.size);
+    return async () => {
+      await staging.mapAsync(GPUMapMode.READ);
+      const bytes = staging.getMappedRange().slice(0);
+      staging.destroy();
+      return bytes;
+    };
+  }
+
+  #encodeReadback(encoder: GPUCommandEncoder, t: PlanTensor): () => Promise<Float32Array> {
+    const source = this.#buffers.get(t.aliasOf ?? t.name);
+    if (!source) throw internal(`tensor \`${t.name}\` has no buffer on ${this.#dev.label}`);
+    const size = align4(t.bytes);
+    const staging = this.#dev.device.createBuffer({
+      label: `readback ${t.name}`,
+      size,
+      usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
+    });
+    encoder.copyBufferToBuffer(source, 0, staging, 0, size);
+    return async () => {
+      await staging.mapAsync(GPUMapMode.READ);
+      const bytes = staging.getMappedRange().slice(0, t.bytes);
+      staging.destroy();
+      // Integer tensors (labels, the uniform's words) come back as their values, not their bits.
+      if (t.dtype === "i32") return Float32Array.from(new Int32Array(bytes));
+      if (t.dtype === "u32") return Float32Array.from(new Uint32Array(bytes));
+      return new Float32Array(bytes);
+    };
+  }
+
+  async #guard<T>(work: Promise<T>): Promise<T> {
+    const lost = this.#dev.lost.then((e) => Promise.reject(e));
+    try {
+      return await Promise.race([work, lost]);
+    } catch (e) {
+      if (e instanceof DiagnosticError) throw e;
+      throw new DiagnosticError(
+        diag(
+          "AX4003",
+          { device: this.#dev.label, reason: messageOf(e), kernel: this.#dev.activity.kernel },
+          undefined,
+        ),
+      );
+    }
+  }
+
+  /** Re-validates kernel by kernel (encode only) to name the one WebGPU rejected. */
+  async #whichKernelFailed(steps: Step[], message: string, what: string): Promise<DiagnosticError> {
+    const { device } = this.#dev;
+    for (const s of steps) {
+      device.pushErrorScope("validation");
+      const encoder = device.createCommandEncoder();
+      const pass = encoder.beginComputePass();
+      pass.setPipeline(s.pipeline);
+      pass.setBindGroup(0, s.bindGroup);
+      pass.dispatchWorkgroups(...s.kernel.dispatch);
+      pass.end();
+      encoder.finish();
+      const error = await device.popErrorScope();
+      if (error)
+        return new DiagnosticError(
+          diag("AX4001", { kernel: s.kernel.name, layer: s.kernel.layer, message: error.message }, undefined),
+        );
+    }
+    return new DiagnosticError(
+      diag("AX4001", { kernel: this.#dev.activity.kernel, layer: `(the ${what})`, message }, undefined),
+    );
+  }
+}

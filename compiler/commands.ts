@@ -158,7 +158,8 @@ const compile: Command = async (ctx, report) => {
     source: ctx.file,
     alexcRoot: importRoot.startsWith(".") ? importRoot : `./${importRoot}`,
     regenerate: `npm run alexc -- compile ${ctx.file} -o ${dir}`,
-    runCommand: `node ${join(dir, "train.ts")}`,
+    // The Node pinned by `npm run setup`; any Node >= 22.18 on PATH works as plain `node` too.
+    runCommand: `node_modules/.bin/node ${join(dir, "train.ts")}`,
     version: VERSION,
   };
   const typescript = (source: string) => format(source, { parser: "typescript", printWidth: 110 });

@@ -15,7 +15,7 @@ export interface RunnerContext {
   alexcRoot: string;
   /** How to regenerate, e.g. `npm run alexc -- compile models/x.net -o out/x`. */
   regenerate: string;
-  /** How to run from alexc's root, e.g. `node out/x/train.ts`. */
+  /** How to run from alexc's root, e.g. `node_modules/.bin/node out/x/train.ts`. */
   runCommand: string;
   version: string;
 }

@@ -87,6 +87,19 @@ gpu.describe("training with the generated runner", () => {
     expect(record).toMatchObject({ epoch: 1, lr: 0.05 });
     expect(record.trainLoss).toBeLessThan(2.4); // below ln(10) ≈ 2.30 + noise: it learned something
     expect(readFileSync(join(dir, "curves.svg"), "utf8")).toMatch(/^<svg/);
+    // infer.ts classifies test images with that checkpoint: top-5 classes with probabilities.
+    const infer = spawnSync(
+      process.execPath,
+      [join(out, "infer.ts"), "--checkpoint", dir, "--test-images", "0,1"],
+      {
+        env,
+        encoding: "utf8",
+      },
+    );
+    expect(infer.status).toBe(0);
+    expect(infer.stdout).toMatch(
+      /^test image 0 \(label: Ankle boot\)\n(\s+\d+\.\d %  \S.*\n){5}test image 1/,
+    );
     expect(loadLatest(dir, { planHash: manifestHash(dir) })!.manifest).toMatchObject({
       epoch: 1,
       stepInEpoch: 0,

@@ -1,0 +1,84 @@
+// `npm run bench:train -- [MODEL.net] [--batch N] [--iters K]`: median time of one training step
+// (forward, loss, backward, the paper's update) on this machine's WebGPU adapter, the slowest layers
+// by GPU time, and what that means for an epoch of Fashion-MNIST (55,000 training images).
+// Writes bench/results/<date>-train-step-<network>.json. Not a test: wall-clock numbers vary.
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { compileSource } from "../compiler/frontend.ts";
+import { lowerTraining } from "../compiler/lower-train.ts";
+import { closeDevices, openDevices } from "../runtime/devices.ts";
+import { fillNormal, initParams, paramStream } from "../runtime/init.ts";
+import { createTrainer } from "../runtime/trainer.ts";
+
+const args = process.argv.slice(2);
+const flag = (name: string) => (args.includes(name) ? args[args.indexOf(name) + 1] : undefined);
+const file = args.find((a) => a.endsWith(".net")) ?? "models/alexnet-fmnist.net";
+const { graph, recipe } = compileSource(readFileSync(file, "utf8"));
+if (!graph || !recipe) throw new Error(`${file} does not check clean`);
+const batch = Number(flag("--batch") ?? recipe.batch);
+const iters = Number(flag("--iters") ?? 3);
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+
+const [dev] = await openDevices({ count: 1 });
+try {
+  const compiled = lowerTraining(graph, {
+    batch,
+    maxBindingBytes: dev.maxBindingBytes,
+    source: file,
+    compilerVersion: "bench",
+    momentum: recipe.momentum,
+    weightDecay: recipe.weightDecay,
+    activeDropout: recipe.dropout,
+  });
+  const trainer = await createTrainer(dev, compiled);
+  trainer.uploadParams(initParams(graph, 1));
+  const images = new Float32Array(batch * graph.inputs[0].shape.reduce((a, b) => a * b, 1));
+  fillNormal(images, 0, 1, paramStream(2, "bench-images"));
+  trainer.writeBatch(
+    images,
+    Int32Array.from({ length: batch }, (_, i) => i % graph.classes),
+  );
+  await trainer.step({ lr: recipe.lr, seed: 1 }); // warm-up: lavapipe compiles shaders on first use
+  const times: number[] = [];
+  const byLayer = new Map<string, number>();
+  for (let i = 0; i < iters; i++) {
+    const t0 = performance.now();
+    const r = await trainer.step({ lr: recipe.lr, seed: 2 + i, timing: true });
+    times.push(performance.now() - t0);
+    for (const k of r.kernels ?? []) byLayer.set(k.layer, (byLayer.get(k.layer) ?? 0) + k.ms / iters);
+  }
+  const ms = median(times);
+  const macs = graph.nodes.reduce((s, n) => s + n.macs, 0);
+  // Forward + data gradient + weight gradient ≈ 3× the forward multiply-adds, 2 FLOPs each.
+  const gflops = (6 * macs * batch) / (ms * 1e6);
+  const epochMinutes = ((55_000 / batch) * ms) / 60_000;
+  const slowest = [...byLayer].sort((a, b) => b[1] - a[1]).slice(0, 6);
+  console.log(`${graph.name} training step, batch ${batch}, on ${dev.label}`);
+  console.log(
+    `  median ${ms.toFixed(0)} ms over ${iters} steps = ${((batch * 1000) / ms).toFixed(1)} images/s ≈ ${gflops.toFixed(2)} GFLOP/s`,
+  );
+  console.log(
+    `  slowest layers (GPU ms per step): ${slowest.map(([l, t]) => `${l} ${t.toFixed(0)}`).join(", ")}`,
+  );
+  console.log(`  one Fashion-MNIST epoch (55,000 images) would take ≈ ${epochMinutes.toFixed(1)} min`);
+  const date = new Date().toISOString().slice(0, 10);
+  mkdirSync(new URL("./results/", import.meta.url), { recursive: true });
+  const out = new URL(`./results/${date}-train-step-${graph.name}.json`, import.meta.url);
+  const record = {
+    date,
+    command: `npm run bench:train -- ${file} --batch ${batch}`,
+    adapter: dev.label,
+    network: graph.name,
+    batch,
+    iters,
+    stepMs: times,
+    medianMs: ms,
+    gflops,
+    epochMinutes,
+    slowestLayersMs: Object.fromEntries(slowest),
+  };
+  writeFileSync(out, JSON.stringify(record, null, 2) + "\n");
+  console.log(`wrote ${out.pathname}`);
+  trainer.destroy();
+} finally {
+  closeDevices([dev]);
+}

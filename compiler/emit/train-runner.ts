@@ -193,6 +193,13 @@ async function evaluateSet(trainer: Trainer, set: ImageSet, indices: Uint32Array
 async function train(opt: Options): Promise<number> {
   const graph = JSON.parse(readFileSync(join(HERE, "graph.json"), "utf8")) as Graph;
   const data = loadFashionMnist(opt.data);
+  const [channels, height, width] = NETWORK.input;
+  if (channels !== 1 || height !== data.train.rows || width !== data.train.cols) {
+    throw new UsageError(
+      \`\${NETWORK.name} takes [\${NETWORK.input.join(", ")}] inputs but Fashion-MNIST images are [1, \${data.train.rows}, \${data.train.cols}]; \` +
+        "compile a network whose input is f32[1, 28, 28] (e.g. models/alexnet-fmnist.net)",
+    );
+  }
   // The validation set is the last DATA.validation training examples, the same in every run.
   const trainCount = Math.min(data.train.count - DATA.validation, opt.limit || Infinity);
   const trainIndices = Uint32Array.from({ length: trainCount }, (_, i) => i);

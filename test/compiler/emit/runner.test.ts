@@ -67,6 +67,21 @@ describe("the generated train.ts", () => {
     expect(r.stderr).toContain("--epochs must be an integer ≥ 1, got `zero`");
   });
 
+  it.skipIf(!haveData && process.env.CI !== "true")(
+    "refuses a network whose input is not Fashion-MNIST's shape",
+    async () => {
+      const other = join(out, "small");
+      const silent = { out: () => {}, err: () => {} };
+      const model = new URL("../../../models/alexnet-small.net", import.meta.url).pathname;
+      expect(await main(["compile", model, "-o", other], silent)).toBe(0);
+      const r = spawnSync(process.execPath, [join(other, "train.ts")], { env, encoding: "utf8" });
+      expect(r.status).toBe(2);
+      expect(r.stderr).toContain(
+        "alexnet_small takes [3, 32, 32] inputs but Fashion-MNIST images are [1, 28, 28]",
+      );
+    },
+  );
+
   it("a missing dataset says where it looked and how to get it", () => {
     const r = runSync(["--data", "/nonexistent/fmnist"]);
     expect(r.code).toBe(1);

@@ -1,6 +1,6 @@
 // The CLI's commands, each `(context, report) => exit code`. Parsing and checking already happened
 // (compiler/cli.ts); a command runs only on a graph without errors.
-import { mkdirSync, writeFileSync, renameSync } from "node:fs";
+import { mkdirSync } from "node:fs";
 import { dirname, join, relative, resolve, sep } from "node:path";
 import { fileURLToPath } from "node:url";
 import { format } from "prettier";
@@ -15,6 +15,7 @@ import type { CompiledPlan } from "./plan.ts";
 import { inferRunnerSource } from "./emit/infer-runner.ts";
 import { trainRunnerSource, type RunnerContext } from "./emit/train-runner.ts";
 import { exportOnnx } from "./onnx.ts";
+import { replaceFileAtomically } from "../runtime/durable.ts";
 import { initParams } from "../runtime/init.ts";
 import { readSafetensors, writeSafetensors } from "../runtime/safetensors.ts";
 
@@ -40,9 +41,7 @@ function stringOption(ctx: CommandContext, name: string, required: string): stri
 /** Writes a file atomically: a kill mid-write leaves the old file or none, never half of one. */
 function writeAtomic(path: string, data: string | Uint8Array) {
   mkdirSync(dirname(path), { recursive: true });
-  const tmp = `${path}.${process.pid}.tmp`;
-  writeFileSync(tmp, data);
-  renameSync(tmp, path);
+  replaceFileAtomically(path, data);
 }
 
 /** Parameters from --weights or --init (default seed 0), with every name and shape checked. */

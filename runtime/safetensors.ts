@@ -13,6 +13,7 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { DiagnosticError, diag } from "../compiler/diagnostics.ts";
+import { replaceFileAtomically } from "./durable.ts";
 
 export interface TensorF32 {
   shape: number[];
@@ -379,39 +380,10 @@ export function writeSafetensors(
   role: FileRole = "weights",
 ): void {
   const bytes = encodeSafetensors(tensors, metadata, file, role);
-  const dir = path.dirname(path.resolve(file));
-  const temp = path.join(dir, `.${path.basename(file)}.${process.pid}.${++tempCounter}.tmp`);
-  let fd: number | undefined;
   try {
-    fd = fs.openSync(temp, "wx", 0o644);
-    let written = 0;
-    while (written < bytes.length) written += fs.writeSync(fd, bytes, written, bytes.length - written);
-    fs.fsyncSync(fd);
-    fs.closeSync(fd);
-    fd = undefined;
-    fs.renameSync(temp, file);
+    replaceFileAtomically(file, bytes);
   } catch (error) {
-    if (fd !== undefined) fs.closeSync(fd);
-    fs.rmSync(temp, { force: true });
     fail(role, file, `cannot be written (${ioReason(error)})`);
-  }
-  syncDirectory(dir);
-}
-
-/** Distinguishes temporary files of concurrent writes from one process (the pid covers others). */
-let tempCounter = 0;
-
-function syncDirectory(dir: string): void {
-  // Not every platform can fsync a directory (Windows cannot open one); the data is already
-  // durable, only the rename's durability is best-effort there.
-  let fd: number | undefined;
-  try {
-    fd = fs.openSync(dir, "r");
-    fs.fsyncSync(fd);
-  } catch {
-    // best effort
-  } finally {
-    if (fd !== undefined) fs.closeSync(fd);
   }
 }
 

@@ -14,12 +14,12 @@ export interface AttrSpec<T = unknown> {
   optional?: boolean;
 }
 
-const posInt = z
+export const posInt = z
   .number()
   .int()
   .positive()
   .max(2 ** 31 - 1);
-const nonNegInt = z
+export const nonNegInt = z
   .number()
   .int()
   .nonnegative()

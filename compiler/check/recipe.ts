@@ -6,6 +6,7 @@ import { z } from "zod";
 import type { NamedArg, SectionDecl, Span } from "../../grammar/ast.ts";
 import { diag, didYouMean, type Diagnostic } from "../diagnostics.ts";
 import type { Graph } from "../graph.ts";
+import { nonNegInt, posInt } from "./attributes.ts";
 import { evaluate, newScope, showVal, toPlain } from "./values.ts";
 
 export type LrSchedule =
@@ -42,16 +43,6 @@ export interface DataSpec {
   flip: boolean;
 }
 
-const posInt = z
-  .number()
-  .int()
-  .positive()
-  .max(2 ** 31 - 1);
-const nonNegInt = z
-  .number()
-  .int()
-  .nonnegative()
-  .max(2 ** 31 - 1);
 const nonNeg = z.number().finite().nonnegative();
 
 interface EntrySpec {

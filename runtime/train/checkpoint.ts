@@ -21,6 +21,7 @@ import * as path from "node:path";
 import { z } from "zod";
 import { DiagnosticError, diag, type Diagnostic } from "../../compiler/diagnostics.ts";
 import { decodeSafetensors, encodeSafetensors, type LoadedTensor, type TensorF32 } from "../safetensors.ts";
+import { syncDirectory, writeDurably } from "../durable.ts";
 
 export const CHECKPOINT_FORMAT = "alexc-checkpoint";
 export const CHECKPOINT_VERSION = 1;
@@ -312,30 +313,6 @@ function prune(dir: string, newest: number, keep: number): void {
     fs.rmSync(trash, { recursive: true, force: true });
   }
   if (doomed.length > 0) syncDirectory(dir);
-}
-
-function writeDurably(file: string, bytes: Uint8Array): void {
-  const fd = fs.openSync(file, "wx", 0o644);
-  try {
-    let written = 0;
-    while (written < bytes.length) written += fs.writeSync(fd, bytes, written, bytes.length - written);
-    fs.fsyncSync(fd);
-  } finally {
-    fs.closeSync(fd);
-  }
-}
-
-function syncDirectory(dir: string): void {
-  // Best effort, as in safetensors.ts: some platforms cannot open a directory for fsync.
-  let fd: number | undefined;
-  try {
-    fd = fs.openSync(dir, "r");
-    fs.fsyncSync(fd);
-  } catch {
-    // the data is durable already; only the rename's durability is best-effort there
-  } finally {
-    if (fd !== undefined) fs.closeSync(fd);
-  }
 }
 
 let counter = 0;

@@ -8,6 +8,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { z } from "zod";
 import { DiagnosticError, diag } from "../../compiler/diagnostics.ts";
+import { syncDirectory } from "../durable.ts";
 
 /** Errors are fractions in [0, 1]. Non-finite train values are stored as null and read back as NaN. */
 export interface EpochRecord {
@@ -199,18 +200,6 @@ export function topKErrors(
     });
   }
   return { k: [...ks], wrong, total: n, rate: wrong.map((w) => w / n) };
-}
-
-function syncDirectory(dir: string): void {
-  let fd: number | undefined;
-  try {
-    fd = fs.openSync(dir, "r");
-    fs.fsyncSync(fd);
-  } catch {
-    // best effort (see safetensors.ts)
-  } finally {
-    if (fd !== undefined) fs.closeSync(fd);
-  }
 }
 
 function metricsError(file: string, problem: string): DiagnosticError {

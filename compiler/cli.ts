@@ -14,6 +14,10 @@ usage: alexc <command> FILE [options]
 commands:
   check FILE                     parse and check; diagnostics only
   info FILE                      per-layer table: per-tower output shape, parameters, multiply-adds
+  info FILE --placement model|data|hybrid|all [--batch N]
+                                 per device of two: FLOPs, parameter and activation bytes, transfers
+                                 per training step (default batch: the recipe's)
+  devices                        the WebGPU adapters: limits and features alexc uses
   compile FILE --dump-ir         print the checked graph, one binding per line
   compile FILE -o DIR            write the plan: DIR/plan.json and DIR/kernels/*.wgsl (no GPU needed)
   run FILE --input X.safetensors -o Y.safetensors [--weights W.safetensors | --init SEED]
@@ -33,6 +37,7 @@ const options = {
   format: { type: "string" },
   output: { type: "string", short: "o" },
   "dump-ir": { type: "boolean" },
+  placement: { type: "string" },
   batch: { type: "string" },
   weights: { type: "string" },
   init: { type: "string" },
@@ -69,6 +74,14 @@ export async function main(argv: string[], io: CliIo = processIo): Promise<numbe
   if (values.help || !command) {
     (command || values.help ? io.out : io.err)(usage);
     return values.help ? 0 : 2;
+  }
+  if (command === "devices") {
+    if (file || ((values.format ?? "text") !== "text" && values.format !== "json")) {
+      io.err(`alexc: usage: alexc devices [--format text|json]\n\n${usage}`);
+      return 2;
+    }
+    const { devicesCommand } = await import("./devices-command.ts");
+    return devicesCommand(values.format === "json" ? "json" : "text", io.out, io.err);
   }
   const run = commands[command];
   if (!run) {

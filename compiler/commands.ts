@@ -96,10 +96,31 @@ const check: Command = async (ctx) => {
 };
 
 const info: Command = async (ctx) => {
+  if (ctx.values.placement !== undefined) return placementInfo(ctx);
   const table = networkInfo(ctx.front.graph!);
   ctx.out(ctx.format === "json" ? JSON.stringify(table, null, 2) : formatInfo(table));
   return 0;
 };
+
+/** `info --placement`: one strategy's per-device figures, or all three side by side. */
+async function placementInfo(ctx: CommandContext): Promise<number> {
+  const { placeAll, placeNetwork, STRATEGIES } = await import("./place.ts");
+  const { formatPlacement, formatPlacements } = await import("./place-report.ts");
+  const which = ctx.values.placement;
+  const batch = intOption(ctx.values.batch, "batch") ?? ctx.front.recipe!.batch;
+  if (which === "all") {
+    const all = placeAll(ctx.front.graph!, { batch });
+    ctx.out(
+      ctx.format === "json" ? JSON.stringify(all, null, 2) : formatPlacements(all.placements, all.skipped),
+    );
+    return 0;
+  }
+  const strategy = STRATEGIES.find((s) => s === which);
+  if (!strategy) throw new UsageError(`--placement must be model, data, hybrid or all, got \`${which}\``);
+  const p = placeNetwork(ctx.front.graph!, strategy, { batch });
+  ctx.out(ctx.format === "json" ? JSON.stringify(p, null, 2) : formatPlacement(p));
+  return 0;
+}
 
 /** Writes a plan's plan.json and kernels/*.wgsl under `dir`. */
 function writePlan(dir: string, compiled: CompiledPlan) {

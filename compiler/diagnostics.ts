@@ -73,6 +73,17 @@ export const catalogue = {
     severity: "warning",
     template: "no training plan written for batch {batch}: {reason}",
   },
+  AX3003: {
+    severity: "error",
+    template:
+      "placement `{strategy}` puts tower t on device t: it needs a network with {devices} towers, `{network}` has {towers}",
+  },
+  AX3004: { severity: "error", template: "no WebGPU adapter matches `{selector}`; available: {available}" },
+  AX3005: {
+    severity: "warning",
+    template:
+      "opened {opened} of {count} WebGPU devices ({reason}); the towers share the devices that opened",
+  },
 
   // ---- AX4: code generation and runtime ----
   AX4001: { severity: "error", template: "WebGPU rejected kernel `{kernel}` of layer `{layer}`: {message}" },

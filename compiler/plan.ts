@@ -51,6 +51,11 @@ export const planTensorSchema = z.object({
    * (fc6's 151 MB weight under lavapipe's 128 MiB limit). The host uploads each part separately.
    */
   partOf: z.object({ tensor: z.string(), offset: z.number().int().nonnegative() }).optional(),
+  /**
+   * Placed plans: this tensor is a per-device copy of a host-written tensor (an input, the labels, the
+   * uniform) that lives on device 0 under the original name; the host writes every replica too.
+   */
+  replicaOf: z.string().optional(),
 });
 
 export const bindingSchema = z.object({
@@ -82,7 +87,25 @@ export const kernelSchema = z.object({
   flops: z.number().nonnegative(),
 });
 
-export const scheduleStepSchema = z.object({ kind: z.literal("dispatch"), kernel: z.string() });
+export const dispatchStepSchema = z.object({ kind: z.literal("dispatch"), kernel: z.string() });
+
+/**
+ * Placed plans only: copy tensor `tensor` (a root tensor on device `from`) into `peer`, its copy on
+ * device `to`, after every earlier step of `from` and before every later step of `to` that reads it.
+ * The runtime goes through host staging (copy to a MAP_READ buffer, map, queue.writeBuffer).
+ */
+export const transferStepSchema = z.object({
+  kind: z.literal("transfer"),
+  tensor: z.string(),
+  peer: z.string(),
+  from: z.number().int().nonnegative(),
+  to: z.number().int().nonnegative(),
+  bytes: z.number().int().nonnegative(),
+  /** Never set: lets one-device code read `step.kernel` of any step (undefined for a transfer). */
+  kernel: z.undefined().optional(),
+});
+
+export const scheduleStepSchema = z.discriminatedUnion("kind", [dispatchStepSchema, transferStepSchema]);
 
 /**
  * What a training plan (mode "train") adds: `schedule` is one training step (forward in training
@@ -150,6 +173,16 @@ export const planSchema = z.object({
   logits: z.string(),
   /** Present exactly when mode is "train". */
   training: trainingSchema.optional(),
+  /**
+   * Present for plans placed over several devices (compiler/lower-placed.ts): the strategy, and for
+   * every node of the placed graph the source layer it computes a slice of and its device.
+   */
+  placement: z
+    .object({
+      strategy: z.enum(["model", "data"]),
+      nodes: z.record(z.string(), z.object({ layer: z.string(), device: z.number().int().nonnegative() })),
+    })
+    .optional(),
 });
 
 export type Plan = z.infer<typeof planSchema>;
@@ -157,6 +190,8 @@ export type PlanTensor = z.infer<typeof planTensorSchema>;
 export type PlanKernel = z.infer<typeof kernelSchema>;
 export type PlanBinding = z.infer<typeof bindingSchema>;
 export type PlanTraining = z.infer<typeof trainingSchema>;
+export type ScheduleStep = z.infer<typeof scheduleStepSchema>;
+export type TransferStep = z.infer<typeof transferStepSchema>;
 
 /** A plan together with its kernels' WGSL source, keyed by kernel name (what compile produces in memory). */
 export interface CompiledPlan {

@@ -13,7 +13,14 @@
 // the kernel and layer, as in runtime/executor.ts.
 import { DiagnosticError, diag } from "../compiler/diagnostics.ts";
 import { elementCount } from "../compiler/graph.ts";
-import type { CompiledPlan, Plan, PlanKernel, PlanTensor, PlanTraining } from "../compiler/plan.ts";
+import type {
+  CompiledPlan,
+  Plan,
+  PlanKernel,
+  PlanTensor,
+  PlanTraining,
+  ScheduleStep,
+} from "../compiler/plan.ts";
 import type { OpenDevice } from "./devices.ts";
 
 export interface StepResult {
@@ -83,9 +90,13 @@ export async function createTrainer(dev: OpenDevice, compiled: CompiledPlan): Pr
         ),
       );
     const byName = new Map(built.map((s) => [s.kernel.name, s]));
-    const pick = (names: { kernel: string }[]) => names.map((s) => byName.get(s.kernel)!);
-    if (![...plan.schedule, ...training.evalSchedule].every((s) => kernels.has(s.kernel)))
-      throw internal("a schedule names a kernel the plan does not have");
+    const pick = (steps: ScheduleStep[]) =>
+      steps.flatMap((s) => (s.kind === "dispatch" ? [byName.get(s.kernel)!] : []));
+    for (const s of [...plan.schedule, ...training.evalSchedule]) {
+      if (s.kind !== "dispatch")
+        throw internal("createTrainer runs one device: a placed plan needs createPlacedTrainer");
+      if (!kernels.has(s.kernel)) throw internal("a schedule names a kernel the plan does not have");
+    }
     return new PlanTrainer(dev, plan, training, buffers, pick(plan.schedule), pick(training.evalSchedule));
   } catch (e) {
     for (const b of buffers.values()) b.destroy();

@@ -48,3 +48,36 @@ export async function useGpu(): Promise<TestGpu> {
     },
   };
 }
+
+/** Like useGpu, with `count` devices (one adapter each, as openDevices opens them). */
+export async function useGpus(count: number): Promise<TestGpu & { devs?: OpenDevice[] }> {
+  let devs: OpenDevice[] | undefined;
+  let reason: string | undefined;
+  try {
+    devs = await openDevices({ count });
+  } catch (e) {
+    const why =
+      e instanceof DiagnosticError
+        ? e.diagnostics.map((d) => [d.message, d.help].filter(Boolean).join(" — ")).join("; ")
+        : String(e);
+    if (process.env.CI === "true") throw new Error(`CI=true but no WebGPU adapter is usable: ${why}`);
+    reason = `no WebGPU adapter: ${why}`;
+    console.warn(`[GPU tests skipped] ${reason}`);
+  }
+  afterAll(() => {
+    if (devs) closeDevices(devs);
+  });
+  return {
+    dev: devs?.[0],
+    devs,
+    reason,
+    describe(name, body) {
+      describe(devs ? name : `${name} (skipped: no WebGPU adapter)`, () => {
+        beforeEach((ctx) => {
+          if (!devs) ctx.skip(reason);
+        });
+        body();
+      });
+    },
+  };
+}

@@ -1,0 +1,660 @@
+// Runs a placed plan (compiler/lower-placed.ts) over several WebGPU devices: a forward executor and
+// a trainer with the same interfaces as runtime/executor.ts and runtime/trainer.ts.
+//
+// Load once: one buffer per root tensor on its device, every pipeline of every device built in
+// parallel, every bind group pre-created, and one MAP_READ staging buffer per transfer step (so no
+// two transfers ever share one, across steps or within one). A run walks the schedule once:
+//  - a dispatch is encoded into its device's open compute pass;
+//  - a transfer ends the producer device's pass, copies the tensor into its staging buffer in the
+//    same encoder, submits the producer's work so far, and starts mapping the staging buffer; the
+//    walk goes on encoding other work;
+//  - the first dispatch that reads a peer still in flight first submits every device's open work (so
+//    no device idles while the host waits), awaits the mapping, submits the reader device's earlier
+//    work, and writes the bytes into the peer with queue.writeBuffer (queue-ordered before the rest).
+// Every transfer's bytes and host time (producer submit → peer written) are recorded per run. No
+// atomics, fixed summation orders: runs are deterministic.
+import { DiagnosticError, diag } from "../compiler/diagnostics.ts";
+import { elementCount } from "../compiler/graph.ts";
+import type {
+  CompiledPlan,
+  Plan,
+  PlanKernel,
+  PlanTensor,
+  PlanTraining,
+  ScheduleStep,
+  TransferStep,
+} from "../compiler/plan.ts";
+import type { OpenDevice } from "./devices.ts";
+import type { KernelTiming, RunResult } from "./executor.ts";
+import type { StepResult, Trainer } from "./trainer.ts";
+
+/** One transfer of a run: what moved, where, how many bytes, and host time from submit to written. */
+export interface TransferTiming {
+  tensor: string;
+  from: number;
+  to: number;
+  bytes: number;
+  ms: number;
+}
+
+type Built =
+  | { kind: "dispatch"; kernel: PlanKernel; pipeline: GPUComputePipeline; bindGroup: GPUBindGroup }
+  | { kind: "transfer"; step: TransferStep; source: GPUBuffer; peer: GPUBuffer; staging: GPUBuffer };
+
+const align4 = (n: number) => Math.max(4, Math.ceil(n / 4) * 4);
+const messageOf = (e: unknown) => (e instanceof Error ? e.message : String(e));
+const internal = (message: string) => new DiagnosticError(diag("AX9001", { message }, undefined));
+
+/** Buffers, pipelines and the schedule walk shared by the placed executor and trainer. */
+class PlacedRuntime {
+  readonly plan: Plan;
+  readonly devs: OpenDevice[];
+  readonly tensors: Map<string, PlanTensor>;
+  readonly buffers = new Map<string, GPUBuffer>();
+  readonly staging: GPUBuffer[] = [];
+  /** Host-written tensor → its replicas on other devices. */
+  readonly replicas = new Map<string, PlanTensor[]>();
+
+  constructor(devs: OpenDevice[], plan: Plan) {
+    this.devs = devs;
+    this.plan = plan;
+    this.tensors = new Map(plan.tensors.map((t) => [t.name, t]));
+    for (const t of plan.tensors) {
+      if (t.replicaOf) this.replicas.set(t.replicaOf, [...(this.replicas.get(t.replicaOf) ?? []), t]);
+    }
+  }
+
+  static async load(devs: OpenDevice[], compiled: CompiledPlan): Promise<PlacedRuntime> {
+    const { plan, wgsl } = compiled;
+    if (devs.length < plan.devices.length)
+      throw internal(`the plan is placed over ${plan.devices.length} devices, ${devs.length} given`);
+    const rt = new PlacedRuntime(devs, plan);
+    const ooms = devs.map((d) => {
+      d.device.pushErrorScope("out-of-memory");
+      return d;
+    });
+    for (const t of plan.tensors) {
+      if (t.aliasOf) continue;
+      const usage =
+        t.role === "uniform"
+          ? GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST | GPUBufferUsage.COPY_SRC
+          : GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST | GPUBufferUsage.COPY_SRC;
+      const { device } = rt.dev(t.device);
+      rt.buffers.set(t.name, device.createBuffer({ label: t.name, size: align4(t.bytes), usage }));
+    }
+    const oomErrors = ooms.map((d) => d.device.popErrorScope());
+    try {
+      const kernels = await Promise.all(plan.kernels.map((k) => rt.#build(k, wgsl[k.name])));
+      const failed = (await Promise.all(oomErrors)).findIndex((e) => e);
+      if (failed >= 0)
+        throw new DiagnosticError(
+          diag(
+            "AX4002",
+            { device: devs[failed].label, kernel: "(allocation)", layer: "(the placed plan)" },
+            undefined,
+          ),
+        );
+      rt.#kernels = new Map(kernels.map((s) => [s.kernel.name, s]));
+      return rt;
+    } catch (e) {
+      rt.destroy();
+      throw e;
+    }
+  }
+
+  #kernels = new Map<string, Built & { kind: "dispatch" }>();
+
+  dev(index: number): OpenDevice {
+    const d = this.devs[index];
+    if (!d) throw internal(`the plan names device ${index}, which was not opened`);
+    return d;
+  }
+
+  /** The built steps of a schedule (a staging buffer per transfer). */
+  steps(schedule: readonly ScheduleStep[]): Built[] {
+    return schedule.map((s): Built => {
+      if (s.kind === "dispatch") {
+        const k = this.#kernels.get(s.kernel);
+        if (!k) throw internal(`a schedule names kernel \`${s.kernel}\`, which the plan does not have`);
+        return k;
+      }
+      const staging = this.dev(s.from).device.createBuffer({
+        label: `transfer ${s.tensor} → device ${s.to}`,
+        size: align4(s.bytes),
+        usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
+      });
+      this.staging.push(staging);
+      return { kind: "transfer", step: s, source: this.buffer(s.tensor), peer: this.buffer(s.peer), staging };
+    });
+  }
+
+  buffer(name: string): GPUBuffer {
+    const t = this.tensors.get(name);
+    const b = this.buffers.get(t?.aliasOf ?? name);
+    if (!b) throw internal(`tensor \`${name}\` has no buffer`);
+    return b;
+  }
+
+  async #build(kernel: PlanKernel, code: string | undefined): Promise<Built & { kind: "dispatch" }> {
+    const dev = this.dev(kernel.device);
+    const { device } = dev;
+    const reject = (message: string) =>
+      new DiagnosticError(diag("AX4001", { kernel: kernel.name, layer: kernel.layer, message }, undefined));
+    if (code === undefined) throw reject("the plan has no WGSL for it");
+    device.pushErrorScope("validation");
+    const module = device.createShaderModule({ label: kernel.file, code });
+    const pending = device.createComputePipelineAsync({
+      label: kernel.name,
+      layout: "auto",
+      compute: { module, entryPoint: kernel.entryPoint },
+    });
+    const scope = device.popErrorScope();
+    let pipeline: GPUComputePipeline;
+    try {
+      pipeline = await pending;
+      const error = await scope;
+      if (error) throw new Error(error.message);
+    } catch (e) {
+      const info = await module.getCompilationInfo().catch(() => undefined);
+      const located = (info?.messages ?? [])
+        .filter((m) => m.type === "error")
+        .map((m) => `${kernel.file}:${m.lineNum}:${m.linePos}: ${m.message}`);
+      throw reject(located.length > 0 ? located.join("; ") : messageOf(e));
+    }
+    device.pushErrorScope("validation");
+    const entries = kernel.bindings.map((b) => {
+      const t = this.tensors.get(b.tensor);
+      const root = t?.aliasOf ?? b.tensor;
+      const buffer = this.buffers.get(root);
+      if (!buffer || this.tensors.get(root)?.device !== kernel.device)
+        throw reject(`binding ${b.binding}: tensor \`${b.tensor}\` is not on ${dev.label}`);
+      return { binding: b.binding, resource: { buffer } };
+    });
+    const bindGroup = device.createBindGroup({
+      label: kernel.name,
+      layout: pipeline.getBindGroupLayout(0),
+      entries,
+    });
+    const error = await device.popErrorScope();
+    if (error) throw reject(`bind group: ${error.message}`);
+    return { kind: "dispatch", kernel, pipeline, bindGroup };
+  }
+
+  /** Writes a host tensor (and its replicas on the other devices). */
+  write(t: PlanTensor, data: Float32Array | Int32Array | Uint32Array) {
+    for (const x of [t, ...(this.replicas.get(t.name) ?? [])]) {
+      this.dev(x.device).device.queue.writeBuffer(
+        this.buffer(x.name),
+        0,
+        data.buffer,
+        data.byteOffset,
+        data.byteLength,
+      );
+    }
+  }
+
+  /** The tensors holding `name`: itself, or the parts (`partOf`, possibly on several devices). */
+  partsOf(name: string): PlanTensor[] {
+    const whole = this.tensors.get(name);
+    if (whole) return [whole];
+    const parts = this.plan.tensors.filter((t) => t.partOf?.tensor === name);
+    if (parts.length === 0) throw internal(`no tensor \`${name}\` in the plan`);
+    return parts;
+  }
+
+  /** Writes full tensors keyed by parameter name into `tensorOf(param)`'s parts; AX4005 on a bad one. */
+  uploadByParam(
+    values: ReadonlyMap<string, Float32Array>,
+    tensorOf: (p: string) => string,
+    file: string,
+    names: string[],
+  ) {
+    const problem = (text: string) => new DiagnosticError(diag("AX4005", { file, problem: text }, undefined));
+    for (const name of names) {
+      const param = this.plan.params.find((p) => p.name === name)!;
+      const data = values.get(name);
+      if (!data) throw problem(`missing \`${name}\``);
+      if (data.length !== elementCount(param.shape))
+        throw problem(
+          `\`${name}\` has ${data.length} values, expected ${elementCount(param.shape)} ([${param.shape.join(", ")}])`,
+        );
+      for (const t of this.partsOf(tensorOf(name))) {
+        const offset = t.partOf?.offset ?? 0;
+        this.write(t, data.subarray(offset, offset + elementCount(t.shape)));
+      }
+    }
+  }
+
+  /** Checks an input's size and writes it everywhere it is replicated (AX4006 on a wrong one). */
+  writeInput(name: string, data: Float32Array, file = "(input)") {
+    const t = this.tensors.get(name);
+    if (!t || t.role !== "input")
+      throw new DiagnosticError(
+        diag("AX4006", { file, problem: `the network has no input \`${name}\`` }, undefined),
+      );
+    const want = elementCount(t.shape);
+    if (data.length !== want)
+      throw new DiagnosticError(
+        diag(
+          "AX4006",
+          { file, problem: `\`${name}\` needs ${want} values ([${t.shape.join(", ")}]), got ${data.length}` },
+          undefined,
+        ),
+      );
+    this.write(t, data);
+  }
+
+  /** Walks `steps` (see the file comment), then reads `outputs` back. */
+  async run(
+    steps: Built[],
+    what: string,
+    outputs: string[],
+  ): Promise<{ values: Float32Array[]; transfers: TransferTiming[] }> {
+    const n = this.devs.length;
+    const span = `(the ${what})`;
+    const errorsBefore = this.devs.map((d) => d.errors.length);
+    for (const d of this.devs) {
+      d.activity = { kernel: span, layer: span };
+      d.device.pushErrorScope("out-of-memory");
+      d.device.pushErrorScope("validation");
+    }
+    const encoders: (GPUCommandEncoder | undefined)[] = new Array(n).fill(undefined);
+    const passes: (GPUComputePassEncoder | undefined)[] = new Array(n).fill(undefined);
+    const encoder = (d: number) =>
+      (encoders[d] ??= this.devs[d].device.createCommandEncoder({ label: what }));
+    const endPass = (d: number) => {
+      passes[d]?.end();
+      passes[d] = undefined;
+    };
+    const submit = (d: number) => {
+      endPass(d);
+      const e = encoders[d];
+      if (e) this.devs[d].device.queue.submit([e.finish()]);
+      encoders[d] = undefined;
+    };
+    const transfers: TransferTiming[] = [];
+    /** Peer buffer → the pending transfer that fills it. */
+    const inFlight = new Map<
+      GPUBuffer,
+      { built: Built & { kind: "transfer" }; mapped: Promise<void>; t0: number }
+    >();
+    const land = async (peer: GPUBuffer) => {
+      const pending = inFlight.get(peer)!;
+      inFlight.delete(peer);
+      for (let d = 0; d < n; d++) submit(d); // keep every device busy while the host waits
+      await this.#guard(pending.mapped, pending.built.step.from);
+      const { step, staging } = pending.built;
+      this.devs[step.to].device.queue.writeBuffer(peer, 0, staging.getMappedRange(0, align4(step.bytes)));
+      staging.unmap();
+      transfers.push({
+        tensor: step.tensor,
+        from: step.from,
+        to: step.to,
+        bytes: step.bytes,
+        ms: performance.now() - pending.t0,
+      });
+    };
+
+    for (const s of steps) {
+      if (s.kind === "dispatch") {
+        const d = s.kernel.device;
+        for (const b of s.kernel.bindings) {
+          const buffer = this.buffer(b.tensor);
+          if (inFlight.has(buffer)) await land(buffer);
+        }
+        passes[d] ??= encoder(d).beginComputePass({ label: what });
+        passes[d].setPipeline(s.pipeline);
+        passes[d].setBindGroup(0, s.bindGroup);
+        passes[d].dispatchWorkgroups(...s.kernel.dispatch);
+        continue;
+      }
+      const { from } = s.step;
+      if (inFlight.has(s.peer)) await land(s.peer); // an older version not read yet: nothing reads it, land it anyway
+      endPass(from);
+      encoder(from).copyBufferToBuffer(s.source, 0, s.staging, 0, align4(s.step.bytes));
+      const t0 = performance.now();
+      submit(from);
+      inFlight.set(s.peer, { built: s, mapped: s.staging.mapAsync(GPUMapMode.READ), t0 });
+    }
+    for (const peer of [...inFlight.keys()]) await land(peer);
+
+    const reads = outputs.map((o) => {
+      const t = this.tensors.get(o)!;
+      endPass(t.device);
+      return this.#encodeReadback(encoder(t.device), t);
+    });
+    for (let d = 0; d < n; d++) submit(d);
+    const failures: DiagnosticError[] = [];
+    for (const [d, dev] of this.devs.entries()) {
+      const validation = await dev.device.popErrorScope();
+      const oom = await dev.device.popErrorScope();
+      if (validation)
+        failures.push(
+          new DiagnosticError(
+            diag("AX4001", { kernel: span, layer: span, message: validation.message }, undefined),
+          ),
+        );
+      if (oom)
+        failures.push(
+          new DiagnosticError(
+            diag("AX4002", { device: this.devs[d].label, kernel: span, layer: span }, undefined),
+          ),
+        );
+    }
+    if (failures.length > 0) throw failures[0];
+    const values = await Promise.all(reads.map((r) => r()));
+    for (const [d, dev] of this.devs.entries()) {
+      if (dev.errors.length > errorsBefore[d]) throw new DiagnosticError(dev.errors.slice(errorsBefore[d]));
+      dev.activity = { kernel: "(none)", layer: "(none)" };
+    }
+    return { values, transfers };
+  }
+
+  /** Reads tensors (split ones reassembled from their parts, wherever they live). */
+  async readMany(names: string[]): Promise<Float32Array[]> {
+    const encoders = new Map<number, GPUCommandEncoder>();
+    const enc = (d: number) => {
+      let e = encoders.get(d);
+      if (!e) encoders.set(d, (e = this.dev(d).device.createCommandEncoder({ label: "read tensors" })));
+      return e;
+    };
+    const pending = names.map((name) => {
+      const parts = this.partsOf(name);
+      const total = parts.reduce((a, t) => a + elementCount(t.shape), 0);
+      return {
+        total,
+        reads: parts.map((t) => ({
+          offset: t.partOf?.offset ?? 0,
+          read: this.#encodeReadback(enc(t.device), t),
+        })),
+      };
+    });
+    for (const [d, e] of encoders) this.dev(d).device.queue.submit([e.finish()]);
+    return Promise.all(
+      pending.map(async ({ total, reads }) => {
+        const out = new Float32Array(total);
+        for (const { offset, read } of reads) out.set(await read(), offset);
+        return out;
+      }),
+    );
+  }
+
+  #encodeReadback(encoder: GPUCommandEncoder, t: PlanTensor): () => Promise<Float32Array> {
+    const source = this.buffer(t.name);
+    const size = align4(t.bytes);
+    const staging = this.dev(t.device).device.createBuffer({
+      label: `readback ${t.name}`,
+      size,
+      usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
+    });
+    encoder.copyBufferToBuffer(source, 0, staging, 0, size);
+    return async () => {
+      await this.#guard(staging.mapAsync(GPUMapMode.READ), t.device);
+      const bytes = staging.getMappedRange().slice(0, t.bytes);
+      staging.destroy();
+      if (t.dtype === "i32") return Float32Array.from(new Int32Array(bytes));
+      if (t.dtype === "u32") return Float32Array.from(new Uint32Array(bytes));
+      return new Float32Array(bytes);
+    };
+  }
+
+  async #guard<T>(work: Promise<T>, device: number): Promise<T> {
+    const dev = this.dev(device);
+    const lost = dev.lost.then((e) => Promise.reject(e));
+    try {
+      return await Promise.race([work, lost]);
+    } catch (e) {
+      if (e instanceof DiagnosticError) throw e;
+      throw new DiagnosticError(
+        diag("AX4003", { device: dev.label, reason: messageOf(e), kernel: dev.activity.kernel }, undefined),
+      );
+    }
+  }
+
+  destroy() {
+    for (const b of [...this.buffers.values(), ...this.staging]) b.destroy();
+    this.buffers.clear();
+    this.staging.length = 0;
+  }
+}
+
+/** The placed forward pass: the Executor's interface over several devices. */
+export class PlacedExecutor {
+  readonly plan: Plan;
+  readonly #rt: PlacedRuntime;
+  readonly #steps: Built[];
+  /** The transfers of the latest run. */
+  lastTransfers: TransferTiming[] = [];
+
+  constructor(rt: PlacedRuntime) {
+    this.#rt = rt;
+    this.plan = rt.plan;
+    this.#steps = rt.steps(rt.plan.schedule);
+  }
+
+  get kernels(): readonly PlanKernel[] {
+    return this.#steps.flatMap((s) => (s.kind === "dispatch" ? [s.kernel] : []));
+  }
+
+  uploadParams(params: ReadonlyMap<string, Float32Array>, file = "(parameters)"): void {
+    this.#rt.uploadByParam(
+      params,
+      (p) => p,
+      file,
+      this.plan.params.map((p) => p.name),
+    );
+  }
+
+  writeInput(name: string, data: Float32Array, file = "(input)"): void {
+    this.#rt.writeInput(name, data, file);
+  }
+
+  async run(): Promise<RunResult & { transfers: TransferTiming[] }> {
+    const t0 = performance.now();
+    const { values, transfers } = await this.#rt.run(this.#steps, "forward schedule", [this.plan.logits]);
+    this.lastTransfers = transfers;
+    const kernels: KernelTiming[] | undefined = undefined;
+    return { logits: values[0], wallMs: performance.now() - t0, kernels, transfers };
+  }
+
+  async readTensor(name: string): Promise<Float32Array> {
+    return (await this.#rt.readMany([name]))[0];
+  }
+
+  destroy(): void {
+    this.#rt.destroy();
+  }
+}
+
+/** Loads a placed forward plan (lowerPlaced) onto `devs` (plan device i on devs[i]). */
+export async function createPlacedExecutor(
+  devs: OpenDevice[],
+  compiled: CompiledPlan,
+): Promise<PlacedExecutor> {
+  const rt = await PlacedRuntime.load(devs, compiled);
+  try {
+    return new PlacedExecutor(rt);
+  } catch (e) {
+    rt.destroy();
+    throw e;
+  }
+}
+
+/** A step's result with the transfers it made. */
+export interface PlacedStepResult extends StepResult {
+  transfers: TransferTiming[];
+}
+
+class PlacedTrainer implements Trainer {
+  readonly plan: Plan;
+  readonly #rt: PlacedRuntime;
+  readonly #training: PlanTraining;
+  readonly #train: Built[];
+  readonly #eval: Built[];
+  #stepCount = 0;
+
+  constructor(rt: PlacedRuntime, training: PlanTraining) {
+    this.#rt = rt;
+    this.plan = rt.plan;
+    this.#training = training;
+    this.#train = rt.steps(rt.plan.schedule);
+    this.#eval = rt.steps(training.evalSchedule);
+  }
+
+  uploadParams(params: ReadonlyMap<string, Float32Array>): void {
+    this.#rt.uploadByParam(
+      params,
+      (p) => p,
+      "(parameters)",
+      this.plan.params.map((p) => p.name),
+    );
+  }
+
+  uploadVelocities(v: ReadonlyMap<string, Float32Array>): void {
+    const velocities = this.#training.velocities;
+    this.#rt.uploadByParam(v, (p) => velocities[p], "(velocities)", Object.keys(velocities));
+  }
+
+  /** Data placement: device d's copy of `name`, and its share of `data` (device 0 the first). */
+  #halves<T extends Float32Array | Int32Array>(name: string, data: T): { name: string; data: T }[] {
+    const n = this.#devices;
+    const size = data.length / n;
+    return Array.from({ length: n }, (_, d) => ({
+      name: d === 0 ? name : `${name}@dev${d}`,
+      data: data.subarray(d * size, (d + 1) * size) as T,
+    }));
+  }
+
+  get #devices(): number {
+    return this.plan.placement?.strategy === "data" ? this.plan.devices.length : 1;
+  }
+
+  #writeInputs(name: string, images: Float32Array) {
+    for (const h of this.#halves(name, images)) this.#rt.writeInput(h.name, h.data);
+  }
+
+  /** The outputs of every data-parallel device, concatenated in device order (one device: as is). */
+  #outputs(name: string): string[] {
+    return Array.from({ length: this.#devices }, (_, d) => (d === 0 ? name : `${name}@dev${d}`));
+  }
+
+  writeBatch(images: Float32Array, labels: Int32Array): void {
+    if (images.length % this.#devices !== 0)
+      throw new DiagnosticError(
+        diag(
+          "AX4006",
+          { file: "(input)", problem: `${images.length} values do not split over the devices` },
+          undefined,
+        ),
+      );
+    this.#writeInputs(this.plan.inputs[0], images);
+    const bad = (problem: string) =>
+      new DiagnosticError(diag("AX4006", { file: "(labels)", problem }, undefined));
+    if (labels.length !== this.plan.batch) throw bad(`needs ${this.plan.batch} labels, got ${labels.length}`);
+    const i = labels.findIndex((l) => !(l >= 0 && l < this.plan.classes));
+    if (i >= 0) throw bad(`label ${labels[i]} of example ${i} is not a class in [0, ${this.plan.classes})`);
+    for (const h of this.#halves(this.#training.labels, labels))
+      this.#rt.write(this.#rt.tensors.get(h.name)!, h.data);
+  }
+
+  async step(opts: { lr: number; seed: number; step?: number; timing?: boolean }): Promise<PlacedStepResult> {
+    if (!Number.isFinite(opts.lr)) throw internal(`learning rate ${opts.lr} is not finite`);
+    const words = new Uint32Array(4);
+    new Float32Array(words.buffer, 0, 1)[0] = opts.lr;
+    words[1] = opts.seed >>> 0;
+    words[2] = (opts.step ?? this.#stepCount) >>> 0;
+    this.#stepCount = (opts.step ?? this.#stepCount) + 1;
+    this.#rt.write(this.#rt.tensors.get(this.#training.uniform)!, words);
+    const n = this.#devices;
+    const { values, transfers } = await this.#rt.run(this.#train, "training step", [
+      ...this.#outputs(this.#training.loss),
+      ...this.#outputs(this.plan.logits),
+    ]);
+    // data placement: the batch-mean loss is the mean of the devices' half-batch means
+    const loss = values.slice(0, n).reduce((a, v) => a + v[0], 0) / n;
+    return { loss, logits: concat(values.slice(n)), transfers };
+  }
+
+  async evaluate(images: Float32Array): Promise<Float32Array> {
+    this.#writeInputs(this.#training.evalInputs[this.plan.inputs[0]], images);
+    const { values } = await this.#rt.run(this.#eval, "evaluation", this.#outputs(this.#training.evalLogits));
+    return concat(values);
+  }
+
+  async #readByParam(names: string[], tensorOf: (p: string) => string): Promise<Map<string, Float32Array>> {
+    const values = await this.#rt.readMany(names.map(tensorOf));
+    return new Map(names.map((n, i) => [n, values[i]]));
+  }
+
+  readParams(): Promise<Map<string, Float32Array>> {
+    return this.#readByParam(
+      this.plan.params.map((p) => p.name),
+      (p) => p,
+    );
+  }
+
+  readVelocities(): Promise<Map<string, Float32Array>> {
+    return this.#readByParam(Object.keys(this.#training.velocities), (p) => this.#training.velocities[p]);
+  }
+
+  readGradients(): Promise<Map<string, Float32Array>> {
+    return this.#readByParam(Object.keys(this.#training.gradients), (p) => this.#training.gradients[p]);
+  }
+
+  async readTensor(name: string): Promise<Float32Array> {
+    return (await this.#rt.readMany([name]))[0];
+  }
+
+  async findNonFinite(): Promise<{ layer: string; kind: "activation" | "gradient" } | undefined> {
+    const finite = (a: Float32Array) => a.every(Number.isFinite);
+    const { layers } = this.#training;
+    const scans = [
+      ...layers.map((l) => ({ layer: l.layer, kind: "activation" as const, tensors: l.activations })),
+      ...[...layers]
+        .reverse()
+        .map((l) => ({ layer: l.layer, kind: "gradient" as const, tensors: l.gradients })),
+    ];
+    const origin = this.plan.placement?.nodes ?? {};
+    for (const scan of scans) {
+      const values = await this.#rt.readMany(scan.tensors);
+      if (!values.every(finite)) return { layer: origin[scan.layer]?.layer ?? scan.layer, kind: scan.kind };
+    }
+    return undefined;
+  }
+
+  destroy(): void {
+    this.#rt.destroy();
+  }
+}
+
+function concat(parts: Float32Array[]): Float32Array {
+  if (parts.length === 1) return parts[0];
+  const out = new Float32Array(parts.reduce((a, p) => a + p.length, 0));
+  let offset = 0;
+  for (const p of parts) {
+    out.set(p, offset);
+    offset += p.length;
+  }
+  return out;
+}
+
+/** Loads a placed training plan (lowerTrainingPlaced, lowerTrainingData) onto `devs` (plan device i on devs[i]). */
+export async function createPlacedTrainer(
+  devs: OpenDevice[],
+  compiled: CompiledPlan,
+): Promise<
+  Trainer & {
+    step(opts: { lr: number; seed: number; step?: number; timing?: boolean }): Promise<PlacedStepResult>;
+  }
+> {
+  const { plan } = compiled;
+  if (plan.mode !== "train" || !plan.training)
+    throw internal('createPlacedTrainer needs a plan from lowerTrainingPlaced (mode "train")');
+  const rt = await PlacedRuntime.load(devs, compiled);
+  try {
+    return new PlacedTrainer(rt, plan.training);
+  } catch (e) {
+    rt.destroy();
+    throw e;
+  }
+}

@@ -1,0 +1,140 @@
+// Two-device execution: the paper's model-parallel placement of alexnet-small (two towers on two
+// WebGPU devices, explicit transfers at the cross-tower edges) computes what one device computes —
+// the forward logits and one full training step (weights and momentum after it).
+import { readFileSync } from "node:fs";
+import { expect, it } from "vitest";
+import { compileSource } from "../../compiler/frontend.ts";
+import { type Graph, elementCount } from "../../compiler/graph.ts";
+import { lower } from "../../compiler/lower.ts";
+import {
+  lowerPlaced,
+  lowerTrainingData,
+  lowerTrainingPlaced,
+  transferBytes,
+} from "../../compiler/lower-placed.ts";
+import { lowerTraining } from "../../compiler/lower-train.ts";
+import { createExecutor } from "../../runtime/executor.ts";
+import { initParams } from "../../runtime/init.ts";
+import { createPlacedExecutor, createPlacedTrainer } from "../../runtime/placed.ts";
+import { createTrainer } from "../../runtime/trainer.ts";
+import { useGpus } from "./adapter.ts";
+import { random } from "./one-node.ts";
+
+const gpu = await useGpus(2);
+
+const graph: Graph = (() => {
+  const r = compileSource(readFileSync(new URL("../../models/alexnet-small.net", import.meta.url), "utf8"));
+  if (!r.graph) throw new Error(r.diagnostics.map((d) => d.message).join("; "));
+  return r.graph;
+})();
+
+const BATCH = 2;
+const images = random(BATCH * elementCount(graph.inputs[0].shape), 5, 0, 1);
+const labels = Int32Array.from([3, 7]);
+const common = () => ({
+  batch: BATCH,
+  maxBindingBytes: gpu.devs![0].maxBindingBytes,
+  source: "alexnet-small.net",
+  compilerVersion: "alexc test",
+});
+const training = { momentum: 0.9, weightDecay: 5e-4, activeDropout: [] as string[] };
+
+/** max |a − b| / max(max |b|, tiny): the relative error of `a` against the reference `b`. */
+function relError(a: Float32Array, b: Float32Array): number {
+  expect(a.length).toBe(b.length);
+  let diff = 0;
+  let scale = 1e-30;
+  for (let i = 0; i < a.length; i++) {
+    diff = Math.max(diff, Math.abs(a[i] - b[i]));
+    scale = Math.max(scale, Math.abs(b[i]));
+  }
+  return diff / scale;
+}
+
+gpu.describe("model placement on two devices", () => {
+  it("forward logits equal one device's", async () => {
+    const params = initParams(graph, 3);
+    const one = await createExecutor(gpu.devs![0], lower(graph, common()));
+    one.uploadParams(params);
+    one.writeInput("image", images);
+    const want = (await one.run()).logits;
+    one.destroy();
+
+    const placed = lowerPlaced(graph, common());
+    const two = await createPlacedExecutor(gpu.devs!, placed);
+    two.uploadParams(params);
+    two.writeInput("image", images);
+    const got = await two.run();
+    two.destroy();
+    const err = relError(got.logits, want);
+    console.log(`forward logits: max relative error ${err.toExponential(2)}`);
+    expect(err).toBeLessThanOrEqual(1e-5);
+    // Both devices ran kernels, and the transfers moved what the plan says.
+    expect(new Set(two.kernels.map((k) => k.device))).toEqual(new Set([0, 1]));
+    expect(got.transfers.reduce((a, t) => a + t.bytes, 0)).toBe(transferBytes(placed.plan.schedule));
+  });
+
+  it("one training step: loss, logits, weights and momentum equal one device's", async () => {
+    await compareStep("model");
+  });
+});
+
+gpu.describe("data placement on two devices", () => {
+  it("one training step on half a batch each equals one device on the whole batch", async () => {
+    await compareStep("data");
+  });
+});
+
+async function compareStep(strategy: "model" | "data") {
+  const params = initParams(graph, 9);
+  const run = async (placedRun: boolean) => {
+    const lowerPlacedTraining = strategy === "model" ? lowerTrainingPlaced : lowerTrainingData;
+    const t = placedRun
+      ? await createPlacedTrainer(gpu.devs!, lowerPlacedTraining(graph, { ...common(), ...training }))
+      : await createTrainer(gpu.devs![0], lowerTraining(graph, { ...common(), ...training }));
+    t.uploadParams(params);
+    t.writeBatch(images, labels);
+    const step = await t.step({ lr: 0.01, seed: 1 });
+    if (placedRun && strategy === "data") {
+      // both replicas applied the same update: bitwise equal parameters and momentum
+      for (const name of ["conv3.weight", "fc7.bias", "velocity:fc6.weight"]) {
+        const [a, b] = [await t.readTensor(name), await t.readTensor(`${name}@dev1`)];
+        expect(new Uint32Array(b.buffer), name).toEqual(new Uint32Array(a.buffer));
+      }
+    }
+    const state = {
+      step,
+      params: await t.readParams(),
+      velocities: await t.readVelocities(),
+      grads: await t.readGradients(),
+      evalLogits: await t.evaluate(images),
+    };
+    t.destroy();
+    return state;
+  };
+  const one = await run(false);
+  const two = await run(true);
+  expect(Math.abs(two.step.loss - one.step.loss) / one.step.loss).toBeLessThanOrEqual(1e-5);
+  const worst: Record<string, number> = {};
+  worst.logits = relError(two.step.logits, one.step.logits);
+  worst.evalLogits = relError(two.evalLogits, one.evalLogits);
+  for (const [kind, a, b] of [
+    ["weight", two.params, one.params],
+    ["velocity", two.velocities, one.velocities],
+    ["gradient", two.grads, one.grads],
+  ] as const) {
+    expect([...a.keys()].sort()).toEqual([...b.keys()].sort());
+    for (const [name, values] of a) {
+      const err = relError(values, b.get(name)!);
+      worst[kind] = Math.max(worst[kind] ?? 0, err);
+      expect(err, `${kind} ${name}`).toBeLessThanOrEqual(1e-5);
+    }
+  }
+  console.log(`${strategy} training step, max relative error: ${JSON.stringify(worst)}`);
+  expect(worst.logits).toBeLessThanOrEqual(1e-5);
+  expect(worst.evalLogits).toBeLessThanOrEqual(1e-5);
+  const moved = (two.step as { transfers?: { bytes: number }[] }).transfers ?? [];
+  console.log(
+    `${strategy}: transfers per step: ${moved.length}, ${moved.reduce((a, t) => a + t.bytes, 0)} bytes`,
+  );
+}

@@ -16,6 +16,7 @@
 // so the sum order is fixed); and one wgrad kernel per part, writing that part of the gradient.
 import type { Padding2D } from "../../graph.ts";
 import { WORKGROUP, consts, header, i32, sections, shapeText, u32 } from "../common.ts";
+import { blockedDataGradKernel, blockedWeightGradKernel } from "./conv-blocked.ts";
 import {
   type KernelIdentity,
   type TrainKernelSource,
@@ -74,8 +75,8 @@ function describe(spec: ConvGradSpec): string {
   return `kernel ${spec.kernel.join("x")}, stride ${spec.stride.join("x")}, pad top ${pad.top} bottom ${pad.bottom} left ${pad.left} right ${pad.right}, groups ${spec.groups}${part}`;
 }
 
-/** dx for the output channels of one weight part; `accumulate` adds to dx instead of writing it. */
-export function convDataGradKernel(
+/** The one-dx-element-per-invocation gather kernel: kept for strided convolutions. */
+function gatherDataGradKernel(
   id: KernelIdentity,
   spec: ConvGradSpec & { accumulate: boolean; tensors: { dy: string; w: string; dx: string } },
 ): TrainKernelSource {
@@ -131,8 +132,8 @@ export function convDataGradKernel(
   };
 }
 
-/** dW for one weight part (rows [outBase, outBase + outCount)). */
-export function convWeightGradKernel(
+/** The one-workgroup-per-weight-element kernel (unused: kept as the simple reference form). */
+export function reduceWeightGradKernel(
   id: KernelIdentity,
   spec: ConvGradSpec & { tensors: { x: string; dy: string; dw: string } },
 ): TrainKernelSource {
@@ -183,6 +184,25 @@ export function convWeightGradKernel(
     dispatch,
     flops: 2 * rows * spec.batch * oh * ow,
   };
+}
+
+/** dx for the output channels of one weight part; `accumulate` adds to dx instead of writing it. */
+export function convDataGradKernel(
+  id: KernelIdentity,
+  spec: ConvGradSpec & { accumulate: boolean; tensors: { dy: string; w: string; dx: string } },
+): TrainKernelSource {
+  // Stride 1 (every dgrad AlexNet needs: conv1 reads the image and gets none) is a register-blocked
+  // convolution of dy with the flipped filter; strided ones keep the gather kernel.
+  if (spec.stride[0] === 1 && spec.stride[1] === 1) return blockedDataGradKernel(id, spec, describe(spec));
+  return gatherDataGradKernel(id, spec);
+}
+
+/** dW for one weight part (rows [outBase, outBase + outCount)). */
+export function convWeightGradKernel(
+  id: KernelIdentity,
+  spec: ConvGradSpec & { tensors: { x: string; dy: string; dw: string } },
+): TrainKernelSource {
+  return blockedWeightGradKernel(id, spec, describe(spec));
 }
 
 /**

@@ -29,7 +29,11 @@ export interface Recipe {
   /** Evaluate on the validation set every this many epochs. */
   evalEvery: number;
   devices: number;
+  /** How the network spreads over `devices` > 1: the paper's towers, data-parallel, or hybrid. */
+  placement: Placement;
 }
+
+export type Placement = "model" | "data" | "hybrid";
 
 export interface DataSpec {
   dataset: "fashion_mnist";
@@ -87,6 +91,10 @@ const trainEntries: Record<string, EntrySpec> = {
   dropout: { schema: z.array(z.string()), expects: "a list of dropout layer names, e.g. `[drop6, drop7]`" },
   eval_every: { schema: posInt, expects: "a positive integer" },
   devices: { schema: posInt, expects: "a positive integer" },
+  placement: {
+    schema: z.enum(["model", "data", "hybrid"]),
+    expects: "`model` (the paper's towers), `data` or `hybrid`",
+  },
 };
 
 const dataEntries: Record<string, EntrySpec> = {
@@ -107,6 +115,7 @@ export const defaultRecipe: Recipe = {
   seed: 0,
   evalEvery: 1,
   devices: 1,
+  placement: "model",
 };
 
 export const defaultData: DataSpec = { dataset: "fashion_mnist", validation: 5000, crop: 0, flip: false };
@@ -190,6 +199,7 @@ export function checkRecipe(
     dropout: t.get("dropout")?.value as string[] | undefined,
     evalEvery: get(t, "eval_every", defaultRecipe.evalEvery),
     devices: get(t, "devices", defaultRecipe.devices),
+    placement: get(t, "placement", defaultRecipe.placement),
   };
   const data: DataSpec = {
     dataset: get(d, "dataset", defaultData.dataset),

@@ -38,6 +38,7 @@ import { parseArgs } from "node:util";
 import { DiagnosticError } from "${root}/compiler/diagnostics.ts";
 import type { Graph } from "${root}/compiler/graph.ts";
 import { lowerTraining } from "${root}/compiler/lower-train.ts";
+import { lowerTrainingData, lowerTrainingPlaced } from "${root}/compiler/lower-placed.ts";
 import { planSchema, type CompiledPlan } from "${root}/compiler/plan.ts";
 import { renderDiagnostics } from "${root}/compiler/render.ts";
 import { DEFAULT_FASHION_MNIST_DIR, FASHION_MNIST_MEAN, FASHION_MNIST_STD, loadFashionMnist, toFloatBatch, drawAugmentation, type ImageSet } from "${root}/runtime/data/fashion-mnist.ts";
@@ -49,6 +50,7 @@ import { plotCurves } from "${root}/runtime/train/plot.ts";
 import { EpochProgress } from "${root}/runtime/train/progress.ts";
 import { Rng, RngStreams } from "${root}/runtime/train/rng.ts";
 import { createSchedule } from "${root}/runtime/train/schedule.ts";
+import { createPlacedTrainer } from "${root}/runtime/placed.ts";
 import { createTrainer, type Trainer } from "${root}/runtime/trainer.ts";
 
 const HERE = dirname(fileURLToPath(import.meta.url));
@@ -76,7 +78,9 @@ usage: ${ctx.runCommand} [options]
   --seed N               seed for initial weights, data order, augmentation and dropout (default \${RECIPE.seed})
   --checkpoint-dir DIR   checkpoints, metrics.jsonl and curves.svg (default: runs/${graph.name} under this runner's folder)
   --resume               continue from the newest checkpoint in --checkpoint-dir, exactly where it stopped
-  --devices N            WebGPU devices to use (default \${RECIPE.devices}; one device until placement lands)
+  --devices N            WebGPU devices to use: 1 or 2 (default \${RECIPE.devices})
+  --placement S          with 2 devices: model (the paper's towers, one per device) or data (half the
+                         batch each, gradients averaged) (default \${RECIPE.placement})
   --eval-every N         evaluate on the validation set every N epochs (default \${RECIPE.evalEvery})
   --checkpoint-every N   also checkpoint every N steps within an epoch (default: at the end of each epoch)
   --limit N              train on the first N training examples only (quick trials)
@@ -93,6 +97,7 @@ interface Options {
   checkpointDir: string;
   resume: boolean;
   devices: number;
+  placement: string;
   evalEvery: number;
   checkpointEvery: number;
   limit: number;
@@ -113,6 +118,7 @@ function parseOptions(argv: string[]): Options | undefined {
       "checkpoint-dir": { type: "string" },
       resume: { type: "boolean" },
       devices: { type: "string" },
+      placement: { type: "string" },
       "eval-every": { type: "string" },
       "checkpoint-every": { type: "string" },
       limit: { type: "string" },
@@ -129,6 +135,9 @@ function parseOptions(argv: string[]): Options | undefined {
   };
   const lr = values.lr === undefined ? RECIPE.lr : Number(values.lr);
   if (!(lr > 0) || !Number.isFinite(lr)) throw new UsageError(\`--lr must be a positive number, got \\\`\${values.lr}\\\`\`);
+  const placement = values.placement ?? RECIPE.placement;
+  if (!["model", "data"].includes(placement))
+    throw new UsageError(\`--placement must be model or data, got \\\`\${placement}\\\`\`);
   return {
     data: values.data ?? DATA.dir ?? DEFAULT_FASHION_MNIST_DIR,
     epochs: int("epochs", values.epochs, RECIPE.epochs),
@@ -138,6 +147,7 @@ function parseOptions(argv: string[]): Options | undefined {
     checkpointDir: values["checkpoint-dir"] ?? join(HERE, "runs", NETWORK.name),
     resume: values.resume ?? false,
     devices: int("devices", values.devices, RECIPE.devices),
+    placement: values.placement ?? RECIPE.placement,
     evalEvery: int("eval-every", values["eval-every"], RECIPE.evalEvery),
     checkpointEvery: int("checkpoint-every", values["checkpoint-every"], 0, 0),
     limit: int("limit", values.limit, 0, 0),
@@ -145,8 +155,23 @@ function parseOptions(argv: string[]): Options | undefined {
   };
 }
 
-/** The compiled training plan: this folder's train/ when the batch matches, else lowered anew. */
-function loadPlan(graph: Graph, batch: number, maxBindingBytes: number): CompiledPlan {
+/**
+ * The compiled training plan: on one device, this folder's train/ when the batch matches, else
+ * lowered anew; on two, the network placed over them (\`model\`: tower t on device t, transfers at
+ * the cross-tower layers; \`data\`: half the batch each, gradients averaged before the update).
+ */
+function loadPlan(graph: Graph, opt: Options, maxBindingBytes: number): CompiledPlan {
+  const { batch } = opt;
+  const options = {
+    batch,
+    maxBindingBytes,
+    source: ${json(ctx.source)},
+    compilerVersion: ${json(ctx.version)},
+    momentum: RECIPE.momentum,
+    weightDecay: RECIPE.weightDecay,
+    activeDropout: ACTIVE_DROPOUT,
+  };
+  if (opt.devices > 1) return opt.placement === "data" ? lowerTrainingData(graph, options) : lowerTrainingPlaced(graph, options);
   const file = join(HERE, "train", "plan.json");
   const plan = existsSync(file) ? planSchema.parse(JSON.parse(readFileSync(file, "utf8"))) : undefined;
   if (plan && plan.batch === batch && plan.kernels.every((k) => k.device === 0)) {
@@ -155,15 +180,7 @@ function loadPlan(graph: Graph, batch: number, maxBindingBytes: number): Compile
     return { plan, wgsl };
   }
   console.error(\`note: compiling the training plan for batch \${batch}\${plan ? \` (this folder holds batch \${plan.batch})\` : ""}\`);
-  return lowerTraining(graph, {
-    batch,
-    maxBindingBytes,
-    source: ${json(ctx.source)},
-    compilerVersion: ${json(ctx.version)},
-    momentum: RECIPE.momentum,
-    weightDecay: RECIPE.weightDecay,
-    activeDropout: ACTIVE_DROPOUT,
-  });
+  return lowerTraining(graph, options);
 }
 
 /** A stable 32-bit dropout seed per global step, independent of every other random choice. */
@@ -207,12 +224,15 @@ async function train(opt: Options): Promise<number> {
   const stepsPerEpoch = Math.floor(trainCount / opt.batch);
   if (stepsPerEpoch === 0) throw new UsageError(\`--batch \${opt.batch} is larger than the \${trainCount} training examples\`);
 
-  if (opt.devices > 1) console.error(\`warning: --devices \${opt.devices}: multi-device placement is not available yet; training on one device\`);
-  const [dev] = await openDevices({ count: 1 });
+  if (opt.devices > 2) throw new UsageError(\`--devices \${opt.devices}: alexc places a network on one or two devices\`);
+  // A second device that cannot be opened leaves one, with a visible warning (stderr).
+  const devices = await openDevices({ count: opt.devices });
   try {
-    const compiled = loadPlan(graph, opt.batch, dev.maxBindingBytes);
+    const maxBindingBytes = Math.min(...devices.map((d) => d.maxBindingBytes));
+    const compiled = loadPlan(graph, opt, maxBindingBytes);
     const planHash = createHash("sha256").update(JSON.stringify(compiled.plan)).digest("hex").slice(0, 16);
-    const trainer = await createTrainer(dev, compiled);
+    const trainer = devices.length > 1 ? await createPlacedTrainer(devices, compiled) : await createTrainer(devices[0], compiled);
+    console.error(\`training on \${devices.map((d) => d.label).join(" and ")}\${devices.length > 1 ? \` (placement: \${opt.placement})\` : ""}\`);
     const schedule = createSchedule({ ...RECIPE.schedule, lr0: opt.lr });
     let rng = new RngStreams(opt.seed);
     let epoch = 0;
@@ -333,7 +353,7 @@ async function train(opt: Options): Promise<number> {
     trainer.destroy();
     return 0;
   } finally {
-    closeDevices([dev]);
+    closeDevices(devices);
   }
 }
 

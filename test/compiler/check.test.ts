@@ -114,6 +114,7 @@ describe("models", () => {
       dropout: ["drop6", "drop7"],
       evalEvery: 1,
       devices: 1,
+      placement: "model",
     });
     const small = compileSource(model("alexnet-small.net"));
     expect(small.recipe).toMatchObject({ batch: 128, lr: 0.01, momentum: 0.9, weightDecay: 0.0005 });
@@ -307,6 +308,12 @@ const bad: BadCase[] = [
     src: base("c1 = relu(image)" + tail) + "train { schedule: linear }",
     code: "AX2004",
     where: "linear",
+  },
+  {
+    name: "unknown placement",
+    src: base("c1 = relu(image)" + tail) + "train { placement: pipeline }",
+    code: "AX2004",
+    where: "pipeline",
   },
   {
     name: "unknown section key (warning)",

@@ -122,19 +122,25 @@ gpu.describe("training with the generated runner", () => {
     });
   });
 
-  it.skipIf(!haveData && process.env.CI !== "true")(
-    "a run killed with SIGKILL mid-epoch and resumed ends bitwise equal to an uninterrupted one",
-    async () => {
-      const straight = join(out, "run-straight");
-      const killed = join(out, "run-killed");
-      expect(runSync([...quick, "--checkpoint-every", "2", "--checkpoint-dir", straight]).code).toBe(0);
+  it.skipIf(!haveData && process.env.CI !== "true").each([
+    ["one device", ["--devices", "1"]],
+    ["two devices, the paper's model placement", ["--devices", "2", "--placement", "model"]],
+  ])(
+    "%s: a run killed with SIGKILL mid-epoch and resumed ends bitwise equal to an uninterrupted one",
+    async (_label, devices) => {
+      const tag = devices.join("");
+      const straight = join(out, `run-straight${tag}`);
+      const killed = join(out, `run-killed${tag}`);
+      const args = [...quick, ...devices, "--checkpoint-every", "2"];
+      const first = runSync([...args, "--checkpoint-dir", straight]);
+      expect(first.code, first.stderr).toBe(0);
+      if (devices.includes("2")) expect(first.stderr).toContain("(placement: model)");
 
       // Start the same run, kill it hard once it has checkpointed mid-epoch, then resume it.
-      const child = spawn(
-        process.execPath,
-        [runner, ...quick, "--checkpoint-every", "2", "--checkpoint-dir", killed],
-        { env, stdio: "ignore" },
-      );
+      const child = spawn(process.execPath, [runner, ...args, "--checkpoint-dir", killed], {
+        env,
+        stdio: "ignore",
+      });
       const exited = new Promise<void>((resolve) => child.on("exit", () => resolve()));
       const deadline = Date.now() + 240_000;
       const checkpoints = () =>
@@ -145,7 +151,7 @@ gpu.describe("training with the generated runner", () => {
       child.kill("SIGKILL");
       await exited;
 
-      const resumed = runSync([...quick, "--checkpoint-every", "2", "--checkpoint-dir", killed, "--resume"]);
+      const resumed = runSync([...args, "--checkpoint-dir", killed, "--resume"]);
       expect(resumed.stderr).toMatch(/resumed from .*ckpt-0+\d+: epoch 1, step \d+ of 16/);
       expect(resumed.code).toBe(0);
 

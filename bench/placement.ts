@@ -8,6 +8,7 @@
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { compileSource } from "../compiler/frontend.ts";
 import { lowerTraining, type TrainLowerOptions } from "../compiler/lower-train.ts";
+import { lowerTrainingHybrid } from "../compiler/lower-hybrid.ts";
 import { lowerTrainingData, lowerTrainingPlaced } from "../compiler/lower-placed.ts";
 import { placeNetwork, type Strategy } from "../compiler/place.ts";
 import type { Graph } from "../compiler/graph.ts";
@@ -75,6 +76,7 @@ async function measure(trainer: Trainer): Promise<Measured> {
 const lowerings: [Strategy, (g: Graph, o: TrainLowerOptions) => CompiledPlan][] = [
   ["model", lowerTrainingPlaced],
   ["data", lowerTrainingData],
+  ["hybrid", lowerTrainingHybrid],
 ];
 
 const devices = await openDevices({ count: 2 });

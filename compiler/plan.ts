@@ -179,7 +179,7 @@ export const planSchema = z.object({
    */
   placement: z
     .object({
-      strategy: z.enum(["model", "data"]),
+      strategy: z.enum(["model", "data", "hybrid"]),
       nodes: z.record(z.string(), z.object({ layer: z.string(), device: z.number().int().nonnegative() })),
     })
     .optional(),

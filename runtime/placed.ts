@@ -525,7 +525,14 @@ class PlacedTrainer implements Trainer {
     }));
   }
 
+  /** Devices the input batch is split over: data and hybrid placement split it, model does not. */
   get #devices(): number {
+    const s = this.plan.placement?.strategy;
+    return s === "data" || s === "hybrid" ? this.plan.devices.length : 1;
+  }
+
+  /** Devices the labels, loss and logits are split over: only data placement splits them. */
+  get #outputDevices(): number {
     return this.plan.placement?.strategy === "data" ? this.plan.devices.length : 1;
   }
 
@@ -535,7 +542,7 @@ class PlacedTrainer implements Trainer {
 
   /** The outputs of every data-parallel device, concatenated in device order (one device: as is). */
   #outputs(name: string): string[] {
-    return Array.from({ length: this.#devices }, (_, d) => (d === 0 ? name : `${name}@dev${d}`));
+    return Array.from({ length: this.#outputDevices }, (_, d) => (d === 0 ? name : `${name}@dev${d}`));
   }
 
   writeBatch(images: Float32Array, labels: Int32Array): void {
@@ -553,8 +560,11 @@ class PlacedTrainer implements Trainer {
     if (labels.length !== this.plan.batch) throw bad(`needs ${this.plan.batch} labels, got ${labels.length}`);
     const i = labels.findIndex((l) => !(l >= 0 && l < this.plan.classes));
     if (i >= 0) throw bad(`label ${labels[i]} of example ${i} is not a class in [0, ${this.plan.classes})`);
-    for (const h of this.#halves(this.#training.labels, labels))
-      this.#rt.write(this.#rt.tensors.get(h.name)!, h.data);
+    const labelled =
+      this.#outputDevices === 1
+        ? [{ name: this.#training.labels, data: labels }]
+        : this.#halves(this.#training.labels, labels);
+    for (const h of labelled) this.#rt.write(this.#rt.tensors.get(h.name)!, h.data);
   }
 
   async step(opts: { lr: number; seed: number; step?: number; timing?: boolean }): Promise<PlacedStepResult> {
@@ -565,7 +575,7 @@ class PlacedTrainer implements Trainer {
     words[2] = (opts.step ?? this.#stepCount) >>> 0;
     this.#stepCount = (opts.step ?? this.#stepCount) + 1;
     this.#rt.write(this.#rt.tensors.get(this.#training.uniform)!, words);
-    const n = this.#devices;
+    const n = this.#outputDevices;
     const { values, transfers } = await this.#rt.run(this.#train, "training step", [
       ...this.#outputs(this.#training.loss),
       ...this.#outputs(this.plan.logits),
@@ -638,7 +648,7 @@ function concat(parts: Float32Array[]): Float32Array {
   return out;
 }
 
-/** Loads a placed training plan (lowerTrainingPlaced, lowerTrainingData) onto `devs` (plan device i on devs[i]). */
+/** Loads a placed training plan (lowerTrainingPlaced, lowerTrainingData, lowerTrainingHybrid) onto `devs` (plan device i on devs[i]). */
 export async function createPlacedTrainer(
   devs: OpenDevice[],
   compiled: CompiledPlan,

@@ -39,6 +39,7 @@ import { DiagnosticError } from "${root}/compiler/diagnostics.ts";
 import type { Graph } from "${root}/compiler/graph.ts";
 import { lowerTraining } from "${root}/compiler/lower-train.ts";
 import { lowerTrainingData, lowerTrainingPlaced } from "${root}/compiler/lower-placed.ts";
+import { lowerTrainingHybrid } from "${root}/compiler/lower-hybrid.ts";
 import { planSchema, type CompiledPlan } from "${root}/compiler/plan.ts";
 import { renderDiagnostics } from "${root}/compiler/render.ts";
 import { DEFAULT_FASHION_MNIST_DIR, FASHION_MNIST_MEAN, FASHION_MNIST_STD, loadFashionMnist, toFloatBatch, drawAugmentation, type ImageSet } from "${root}/runtime/data/fashion-mnist.ts";
@@ -79,8 +80,9 @@ usage: ${ctx.runCommand} [options]
   --checkpoint-dir DIR   checkpoints, metrics.jsonl and curves.svg (default: runs/${graph.name} under this runner's folder)
   --resume               continue from the newest checkpoint in --checkpoint-dir, exactly where it stopped
   --devices N            WebGPU devices to use: 1 or 2 (default \${RECIPE.devices})
-  --placement S          with 2 devices: model (the paper's towers, one per device) or data (half the
-                         batch each, gradients averaged) (default \${RECIPE.placement})
+  --placement S          with 2 devices: model (the paper's towers, one per device), data (half the
+                         batch each, gradients averaged) or hybrid (convolutions data-parallel, fully
+                         connected layers model-parallel: Krizhevsky 2014) (default \${RECIPE.placement})
   --eval-every N         evaluate on the validation set every N epochs (default \${RECIPE.evalEvery})
   --checkpoint-every N   also checkpoint every N steps within an epoch (default: at the end of each epoch)
   --limit N              train on the first N training examples only (quick trials)
@@ -136,8 +138,8 @@ function parseOptions(argv: string[]): Options | undefined {
   const lr = values.lr === undefined ? RECIPE.lr : Number(values.lr);
   if (!(lr > 0) || !Number.isFinite(lr)) throw new UsageError(\`--lr must be a positive number, got \\\`\${values.lr}\\\`\`);
   const placement = values.placement ?? RECIPE.placement;
-  if (!["model", "data"].includes(placement))
-    throw new UsageError(\`--placement must be model or data, got \\\`\${placement}\\\`\`);
+  if (!["model", "data", "hybrid"].includes(placement))
+    throw new UsageError(\`--placement must be model, data or hybrid, got \\\`\${placement}\\\`\`);
   return {
     data: values.data ?? DATA.dir ?? DEFAULT_FASHION_MNIST_DIR,
     epochs: int("epochs", values.epochs, RECIPE.epochs),
@@ -171,7 +173,10 @@ function loadPlan(graph: Graph, opt: Options, maxBindingBytes: number): Compiled
     weightDecay: RECIPE.weightDecay,
     activeDropout: ACTIVE_DROPOUT,
   };
-  if (opt.devices > 1) return opt.placement === "data" ? lowerTrainingData(graph, options) : lowerTrainingPlaced(graph, options);
+  if (opt.devices > 1) {
+    const placed = { model: lowerTrainingPlaced, data: lowerTrainingData, hybrid: lowerTrainingHybrid };
+    return placed[opt.placement as keyof typeof placed](graph, options);
+  }
   const file = join(HERE, "train", "plan.json");
   const plan = existsSync(file) ? planSchema.parse(JSON.parse(readFileSync(file, "utf8"))) : undefined;
   if (plan && plan.batch === batch && plan.kernels.every((k) => k.device === 0)) {

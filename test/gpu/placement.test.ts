@@ -2,7 +2,7 @@
 // WebGPU devices, explicit transfers at the cross-tower edges) computes what one device computes —
 // the forward logits and one full training step (weights and momentum after it).
 import { readFileSync } from "node:fs";
-import { expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { compileSource } from "../../compiler/frontend.ts";
 import { type Graph, elementCount } from "../../compiler/graph.ts";
 import { lower } from "../../compiler/lower.ts";
@@ -12,7 +12,10 @@ import {
   lowerTrainingPlaced,
   transferBytes,
 } from "../../compiler/lower-placed.ts";
+import { lowerTrainingHybrid } from "../../compiler/lower-hybrid.ts";
 import { lowerTraining } from "../../compiler/lower-train.ts";
+import { type Strategy, placeNetwork } from "../../compiler/place.ts";
+import { type CompiledPlan, type ScheduleStep, planSchema } from "../../compiler/plan.ts";
 import { createExecutor } from "../../runtime/executor.ts";
 import { initParams } from "../../runtime/init.ts";
 import { createPlacedExecutor, createPlacedTrainer } from "../../runtime/placed.ts";
@@ -85,19 +88,60 @@ gpu.describe("data placement on two devices", () => {
   });
 });
 
-async function compareStep(strategy: "model" | "data") {
+gpu.describe("hybrid placement on two devices", () => {
+  it("one training step (data-parallel convs, model-parallel dense layers) equals one device's", async () => {
+    await compareStep("hybrid");
+  });
+});
+
+const lowerings = { model: lowerTrainingPlaced, data: lowerTrainingData, hybrid: lowerTrainingHybrid };
+
+/** Bytes moved per direction (`from->to`). */
+function byDirection(moves: readonly { from: number; to: number; bytes: number }[]): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const m of moves) out[`${m.from}->${m.to}`] = (out[`${m.from}->${m.to}`] ?? 0) + m.bytes;
+  return out;
+}
+const transfersOf = (steps: readonly ScheduleStep[]) =>
+  steps.flatMap((s) => (s.kind === "transfer" ? [s] : []));
+
+describe("placement report against the executed plans", () => {
+  for (const strategy of ["model", "data", "hybrid"] as const) {
+    it(`${strategy}: the training step's transfers move what placeNetwork reports, per direction`, () => {
+      for (const batch of [2, 6]) {
+        const plan = lowerings[strategy](graph, { ...common(), ...training, batch }).plan;
+        const executed = byDirection(transfersOf(plan.schedule));
+        const reported = byDirection(placeNetwork(graph, strategy as Strategy, { batch }).transfers);
+        expect(executed, `${strategy} batch ${batch}`).toEqual(reported);
+        if (batch === 2)
+          console.log(`${strategy} batch ${batch}: bytes per direction ${JSON.stringify(executed)}`);
+      }
+    });
+  }
+});
+
+async function compareStep(strategy: "model" | "data" | "hybrid") {
   const params = initParams(graph, 9);
   const run = async (placedRun: boolean) => {
-    const lowerPlacedTraining = strategy === "model" ? lowerTrainingPlaced : lowerTrainingData;
-    const t = placedRun
-      ? await createPlacedTrainer(gpu.devs!, lowerPlacedTraining(graph, { ...common(), ...training }))
+    const placed = placedRun ? lowerings[strategy](graph, { ...common(), ...training }) : undefined;
+    const t = placed
+      ? await createPlacedTrainer(gpu.devs!, placed)
       : await createTrainer(gpu.devs![0], lowerTraining(graph, { ...common(), ...training }));
     t.uploadParams(params);
     t.writeBatch(images, labels);
     const step = await t.step({ lr: 0.01, seed: 1 });
-    if (placedRun && strategy === "data") {
+    if (placed) {
+      // every transfer step of the plan ran, moving the bytes it names in its direction
+      const moved = (step as { transfers?: { from: number; to: number; bytes: number }[] }).transfers ?? [];
+      expect(byDirection(moved)).toEqual(byDirection(transfersOf(placed.plan.schedule)));
+    }
+    if (placedRun && strategy !== "model") {
       // both replicas applied the same update: bitwise equal parameters and momentum
-      for (const name of ["conv3.weight", "fc7.bias", "velocity:fc6.weight"]) {
+      const replicated =
+        strategy === "data"
+          ? ["conv3.weight", "fc7.bias", "velocity:fc6.weight"]
+          : ["conv1.weight", "conv3.weight", "velocity:conv5.bias"];
+      for (const name of replicated) {
         const [a, b] = [await t.readTensor(name), await t.readTensor(`${name}@dev1`)];
         expect(new Uint32Array(b.buffer), name).toEqual(new Uint32Array(a.buffer));
       }
@@ -133,8 +177,10 @@ async function compareStep(strategy: "model" | "data") {
   console.log(`${strategy} training step, max relative error: ${JSON.stringify(worst)}`);
   expect(worst.logits).toBeLessThanOrEqual(1e-5);
   expect(worst.evalLogits).toBeLessThanOrEqual(1e-5);
-  const moved = (two.step as { transfers?: { bytes: number }[] }).transfers ?? [];
+  const moved = (two.step as { transfers?: { bytes: number; ms: number }[] }).transfers ?? [];
   console.log(
-    `${strategy}: transfers per step: ${moved.length}, ${moved.reduce((a, t) => a + t.bytes, 0)} bytes`,
+    `${strategy}: transfers per step: ${moved.length}, ${moved.reduce((a, t) => a + t.bytes, 0)} bytes, ` +
+      `host time submit → written: sum ${moved.reduce((a, t) => a + t.ms, 0).toFixed(1)} ms, ` +
+      `max ${Math.max(0, ...moved.map((t) => t.ms)).toFixed(1)} ms`,
   );
 }

@@ -130,7 +130,7 @@ function writePlan(dir: string, compiled: CompiledPlan) {
 
 const alexcRoot = resolve(fileURLToPath(new URL("..", import.meta.url)));
 
-const compile: Command = async (ctx, report) => {
+const compile: Command = async (ctx) => {
   const graph = ctx.front.graph!;
   const recipe = ctx.front.recipe!;
   if (ctx.values["dump-ir"]) ctx.out(dumpGraph(graph));
@@ -146,28 +146,16 @@ const compile: Command = async (ctx, report) => {
   const batch = intOption(ctx.values.batch, "batch") ?? 1;
   const forward = lower(graph, { ...common, batch });
   writePlan(dir, forward);
-  // The training plan at the recipe's batch: forward, loss, backward and the paper's update. A plan
-  // that does not fit the device limits (AlexNet's conv1 at batch 128 under a 128 MiB binding) is
-  // reported, not fatal: the runner lowers again for the --batch it is given.
-  let training: CompiledPlan | undefined;
-  try {
-    training = lowerTraining(graph, {
-      ...common,
-      batch: recipe.batch,
-      momentum: recipe.momentum,
-      weightDecay: recipe.weightDecay,
-      activeDropout: recipe.dropout,
-    });
-    writePlan(join(dir, "train"), training);
-  } catch (e) {
-    const limit = e instanceof DiagnosticError ? e.diagnostics.find((d) => d.code === "AX3001") : undefined;
-    if (!limit) throw e;
-    report([
-      diag("AX3002", { batch: recipe.batch, reason: limit.message }, undefined, {
-        help: `${limit.help ? `${limit.help}; ` : ""}run the generated train.ts with a smaller --batch`,
-      }),
-    ]);
-  }
+  // The training plan at the recipe's batch: forward, loss, backward and the paper's update. A batch
+  // whose activations exceed a binding (AlexNet's conv1 at 128 under 128 MiB) is micro-batched.
+  const training = lowerTraining(graph, {
+    ...common,
+    batch: recipe.batch,
+    momentum: recipe.momentum,
+    weightDecay: recipe.weightDecay,
+    activeDropout: recipe.dropout,
+  });
+  writePlan(join(dir, "train"), training);
   writeAtomic(join(dir, "graph.json"), JSON.stringify(graph, null, 2) + "\n");
 
   const importRoot = relative(resolve(dir), alexcRoot).split(sep).join("/") || ".";
@@ -187,7 +175,8 @@ const compile: Command = async (ctx, report) => {
   writeAtomic(join(dir, "infer.ts"), await typescript(inferRunnerSource(runnerContext)));
   ctx.err(
     `wrote ${dir}: plan.json (${forward.plan.kernels.length} kernels, batch ${batch}), ` +
-      (training ? `train/plan.json (${training.plan.kernels.length} kernels, batch ${recipe.batch}), ` : "") +
+      `train/plan.json (${training.plan.kernels.length} kernels, batch ${recipe.batch}` +
+      (training.plan.microBatch ? ` in micro-batches of ${training.plan.microBatch}), ` : "), ") +
       "graph.json, train.ts, infer.ts",
   );
   return 0;

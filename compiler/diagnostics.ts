@@ -69,10 +69,6 @@ export const catalogue = {
     severity: "error",
     template: "`{tensor}` needs a {bytes}-byte binding but {device} allows at most {limit} bytes",
   },
-  AX3002: {
-    severity: "warning",
-    template: "no training plan written for batch {batch}: {reason}",
-  },
   AX3003: {
     severity: "error",
     template:

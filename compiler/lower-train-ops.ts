@@ -39,7 +39,10 @@ export interface Part {
 
 /** What an op's lowering sees of the lowering in progress. */
 export interface OpContext {
+  /** Examples per run of the schedule (the micro-batch when the plan is micro-batched). */
   batch: number;
+  /** The whole batch the loss averages over (`batch` × micro-steps): the loss gradient's 1/N. */
+  lossBatch: number;
   tg: TrainingGraph;
   node: Node;
   /** The node's first input and its per-example shape. */
@@ -271,7 +274,7 @@ export const trainBackward = {
     c.emit(
       "grad",
       softmaxCrossEntropyGradKernel(c.id, {
-        ...{ batch: c.batch, classes: elementCount(c.inShape) },
+        ...{ batch: c.batch, classes: elementCount(c.inShape), lossBatch: c.lossBatch },
         tensors: { probs: `${c.node.name}:probs`, labels: c.tg.labels, dlogits: dx! },
       }),
     ),

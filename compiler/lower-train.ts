@@ -11,10 +11,20 @@
 // alive, which is what "saved for backward" means until the memory planner exists. A weight over
 // maxBindingBytes is split by output rows exactly as lower.ts splits it (the same part tensors); its
 // gradient and velocity are split the same way, so update kernels run per part.
+//
+// Micro-batching: when a per-example value (or its gradient) would exceed maxBindingBytes at `batch`,
+// the schedule is lowered for the largest divisor b of `batch` that fits (lower.ts `microBatchFor`) and
+// the plan records `batch` (the whole batch) and `microBatch` b. The trainer runs the schedule K =
+// batch / b times per step on consecutive chunks: the loss gradient divides by the whole batch (so the
+// micro-steps' parameter gradients add up to the batch-mean gradient), and the update kernels
+// (update.ts, "sgd.update.micro") fold each micro-step's gradient into the momentum and apply the
+// weights after the last. The result equals one big batch up to float summation order, except that
+// batch norm normalises with per-micro-batch statistics (and updates its running averages K times),
+// each micro-step draws its own dropout masks, and `grad:P` holds only the last micro-step's share.
 import { type BackwardStep, type ForwardMode, type TrainingGraph, differentiate } from "./autodiff.ts";
 import { DiagnosticError, diag } from "./diagnostics.ts";
 import { type Graph, type Node, elementCount } from "./graph.ts";
-import { type LowerOptions, lower } from "./lower.ts";
+import { type LowerOptions, lower, microBatchFor } from "./lower.ts";
 import {
   type OpContext,
   type Part,
@@ -70,12 +80,16 @@ class TrainLowering {
   readonly graph: Graph;
   readonly tg: TrainingGraph;
   readonly opts: TrainLowerOptions;
+  /** Examples per run of the schedule: the micro-batch. */
   readonly batch: number;
+  /** The whole batch (micro-steps × micro-batch): what the loss averages over. */
+  readonly wholeBatch: number;
 
-  constructor(graph: Graph, opts: TrainLowerOptions) {
+  constructor(graph: Graph, opts: TrainLowerOptions, wholeBatch: number) {
     this.graph = graph;
     this.opts = opts;
     this.batch = opts.batch;
+    this.wholeBatch = wholeBatch;
     this.tg = differentiate(graph, {
       activeDropout: opts.activeDropout,
       inputGradients: opts.inputGradients,
@@ -237,6 +251,7 @@ class TrainLowering {
     };
     const plan = {
       ...inference.plan,
+      ...(this.wholeBatch !== this.batch ? { batch: this.wholeBatch, microBatch: this.batch } : {}),
       mode: "train" as const,
       tensors: [...this.tensors.values()],
       kernels: this.kernels,
@@ -291,6 +306,7 @@ class TrainLowering {
     const x = node.inputs[0];
     return {
       batch: this.batch,
+      lossBatch: this.wholeBatch,
       tg: this.tg,
       node,
       x,
@@ -372,6 +388,7 @@ class TrainLowering {
           momentum: this.opts.momentum,
           weightDecay: this.opts.weightDecay,
           tensors: { w, v: velocities[j], g: grads[j], step: STEP_UNIFORM },
+          micro: this.wholeBatch !== this.batch,
         }),
       ),
     );
@@ -382,5 +399,8 @@ class TrainLowering {
 export function lowerTraining(graph: Graph, opts: TrainLowerOptions): CompiledPlan {
   if (!(opts.momentum >= 0) || !(opts.weightDecay >= 0))
     throw internal(`momentum and weight decay must be ≥ 0, got ${opts.momentum} and ${opts.weightDecay}`);
-  return new TrainLowering(graph, opts).run();
+  // A batch whose activations (or their gradients) exceed a binding is micro-batched: the schedule is
+  // lowered for the micro-batch and the trainer runs it once per chunk, accumulating (update.ts).
+  const micro = microBatchFor(graph, opts.batch, opts.maxBindingBytes);
+  return new TrainLowering(graph, { ...opts, batch: micro }, opts.batch).run();
 }

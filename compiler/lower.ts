@@ -6,6 +6,8 @@
 //  - a conv/dense whose weight exceeds `maxBindingBytes` gets one kernel per weight part, each
 //    computing its slice of the output rows (output channels);
 //  - a concat gets one copy kernel per input.
+// A batch whose activations exceed `maxBindingBytes` is micro-batched (`microBatchFor`, the plan's
+// `microBatch`): the kernels are lowered for a divisor of the batch and the runtime runs them per chunk.
 // Buffers are one per plan tensor; the memory planner (arenas, reuse) comes later.
 import { type Code, type Diagnostic, DiagnosticError, diag } from "./diagnostics.ts";
 import { type Graph, type Node, type Param, elementCount } from "./graph.ts";
@@ -417,7 +419,32 @@ class Lowering {
   }
 }
 
-/** Lowers a checked graph to a forward plan with one WGSL kernel per node (per weight part). */
+/**
+ * The examples per micro-batch for `batch`: `batch` itself when every per-example value (graph input
+ * or node output, and so its gradient) fits a binding at that batch; otherwise the largest divisor of
+ * `batch` whose tensors all fit. When even one example does not fit it returns `batch`, so that the
+ * lowering raises AX3001 for the offending tensor as before.
+ */
+export function microBatchFor(graph: Graph, batch: number, maxBindingBytes: number): number {
+  const perExample = Math.max(
+    ...graph.inputs.map((i) => elementCount(i.shape) * F32_BYTES),
+    ...graph.nodes.map((n) => elementCount(n.shape) * F32_BYTES),
+  );
+  if (!Number.isInteger(batch) || batch < 1 || perExample * batch <= maxBindingBytes) return batch;
+  const most = Math.floor(maxBindingBytes / perExample);
+  if (most < 1) return batch;
+  for (let b = Math.min(most, batch); b > 1; b--) if (batch % b === 0) return b;
+  return 1;
+}
+
+/**
+ * Lowers a checked graph to a forward plan with one WGSL kernel per node (per weight part). A batch
+ * whose activations would exceed `maxBindingBytes` is micro-batched (see `microBatchFor` and the plan's
+ * `microBatch`): the kernels are lowered for the micro-batch, and the executor runs them once per chunk.
+ */
 export function lower(graph: Graph, opts: LowerOptions): CompiledPlan {
-  return new Lowering(graph, opts).run();
+  const micro = microBatchFor(graph, opts.batch, opts.maxBindingBytes);
+  if (micro === opts.batch) return new Lowering(graph, opts).run();
+  const compiled = new Lowering(graph, { ...opts, batch: micro }).run();
+  return { ...compiled, plan: { ...compiled.plan, batch: opts.batch, microBatch: micro } };
 }

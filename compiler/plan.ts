@@ -119,7 +119,8 @@ export const trainingSchema = z.object({
   /** The scalar batch-mean loss tensor, [1]. */
   loss: z.string(),
   /**
-   * The uniform tensor: 4 words `{ lr: f32, seed: u32, step: u32, _pad: u32 }` (lr as its f32 bits).
+   * The uniform tensor: 4 words `{ lr: f32, seed: u32, step: u32, micro: u32 }` (lr as its f32 bits; `micro` is 0
+   * except in a micro-batched plan's micro-steps, see wgsl/backward/update.ts).
    * Only lr and seed enter the arithmetic; step is informational.
    */
   uniform: z.string(),
@@ -146,44 +147,71 @@ export const trainingSchema = z.object({
   ),
 });
 
-export const planSchema = z.object({
-  format: z.literal("alexc-plan"),
-  version: z.literal(PLAN_VERSION),
-  compiler: z.string(),
-  network: z.string(),
-  source: z.string(),
-  mode: z.enum(["forward", "train"]),
-  batch: z.number().int().positive(),
-  classes: z.number().int().positive(),
-  towers: z.number().int().positive(),
-  devices: z.array(z.object({ index: z.number().int().nonnegative(), label: z.string() })).min(1),
-  tensors: z.array(planTensorSchema),
-  params: z.array(
-    z.object({
-      name: z.string(),
-      shape: z.array(z.number().int().positive()),
-      init: initSchema,
-      trainable: z.boolean(),
-      layer: z.string(),
-    }),
-  ),
-  kernels: z.array(kernelSchema),
-  schedule: z.array(scheduleStepSchema),
-  inputs: z.array(z.string()),
-  logits: z.string(),
-  /** Present exactly when mode is "train". */
-  training: trainingSchema.optional(),
-  /**
-   * Present for plans placed over several devices (compiler/lower-placed.ts): the strategy, and for
-   * every node of the placed graph the source layer it computes a slice of and its device.
-   */
-  placement: z
-    .object({
-      strategy: z.enum(["model", "data", "hybrid"]),
-      nodes: z.record(z.string(), z.object({ layer: z.string(), device: z.number().int().nonnegative() })),
-    })
-    .optional(),
-});
+export const planSchema = z
+  .object({
+    format: z.literal("alexc-plan"),
+    version: z.literal(PLAN_VERSION),
+    compiler: z.string(),
+    network: z.string(),
+    source: z.string(),
+    mode: z.enum(["forward", "train"]),
+    /** Examples per run (per training step) as the caller sees them: `writeBatch`/`writeInput` take this many. */
+    batch: z.number().int().positive(),
+    /**
+     * Micro-batching: present when some per-example tensor at `batch` would exceed the device's
+     * maxStorageBufferBindingSize. Every batched tensor and kernel is then lowered for `microBatch`
+     * examples (a divisor of `batch`), and the runtime runs the schedule `batch / microBatch` times per
+     * run/step over consecutive chunks of the batch. Training accumulates the micro-steps' gradients into
+     * the momentum buffer (see wgsl/backward/update.ts) and applies the weights once, after the last.
+     */
+    microBatch: z.number().int().positive().optional(),
+    classes: z.number().int().positive(),
+    towers: z.number().int().positive(),
+    devices: z.array(z.object({ index: z.number().int().nonnegative(), label: z.string() })).min(1),
+    tensors: z.array(planTensorSchema),
+    params: z.array(
+      z.object({
+        name: z.string(),
+        shape: z.array(z.number().int().positive()),
+        init: initSchema,
+        trainable: z.boolean(),
+        layer: z.string(),
+      }),
+    ),
+    kernels: z.array(kernelSchema),
+    schedule: z.array(scheduleStepSchema),
+    inputs: z.array(z.string()),
+    logits: z.string(),
+    /** Present exactly when mode is "train". */
+    training: trainingSchema.optional(),
+    /**
+     * Present for plans placed over several devices (compiler/lower-placed.ts): the strategy, and for
+     * every node of the placed graph the source layer it computes a slice of and its device.
+     */
+    placement: z
+      .object({
+        strategy: z.enum(["model", "data", "hybrid"]),
+        nodes: z.record(z.string(), z.object({ layer: z.string(), device: z.number().int().nonnegative() })),
+      })
+      .optional(),
+  })
+  .superRefine((plan, ctx) => {
+    const microUpdates = plan.kernels.some((k) => k.op === "sgd.update.micro");
+    if (plan.microBatch === undefined && !microUpdates) return;
+    if (plan.microBatch === undefined && !plan.placement)
+      ctx.addIssue({ code: "custom", message: "micro-batched update kernels in a plan without microBatch" });
+    if (plan.microBatch !== undefined && plan.batch % plan.microBatch !== 0)
+      ctx.addIssue({
+        code: "custom",
+        message: `microBatch ${plan.microBatch} does not divide batch ${plan.batch}`,
+      });
+    if (plan.placement)
+      ctx.addIssue({
+        code: "custom",
+        message:
+          "placed plans do not support micro-batching yet: a per-device activation exceeds the binding limit (use more devices or a smaller batch)",
+      });
+  });
 
 export type Plan = z.infer<typeof planSchema>;
 export type PlanTensor = z.infer<typeof planTensorSchema>;

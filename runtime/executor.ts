@@ -214,18 +214,25 @@ export class Executor {
       throw new DiagnosticError(
         diag("AX4006", { file, problem: `the network has no input \`${name}\`` }, undefined),
       );
-    const want = elementCount(t.shape);
+    const shape = [this.plan.batch, ...t.shape.slice(1)];
+    const want = elementCount(shape);
     if (data.length !== want) {
       throw new DiagnosticError(
         diag(
           "AX4006",
-          { file, problem: `\`${name}\` needs ${want} values ([${t.shape.join(", ")}]), got ${data.length}` },
+          { file, problem: `\`${name}\` needs ${want} values ([${shape.join(", ")}]), got ${data.length}` },
           undefined,
         ),
       );
     }
-    this.#write(t, data);
+    // A micro-batched plan's input holds one micro-batch: keep the whole batch, run() writes chunks.
+    if (this.plan.microBatch !== undefined && this.plan.microBatch !== this.plan.batch)
+      this.#inputs.set(name, data.slice());
+    else this.#write(t, data);
   }
+
+  /** Micro-batched plans: the whole batch of each input, written chunk by chunk by run(). */
+  #inputs = new Map<string, Float32Array>();
 
   #write(t: PlanTensor, data: Float32Array) {
     const buffer = this.#buffers.get(t.aliasOf ?? t.name);
@@ -236,8 +243,32 @@ export class Executor {
     this.dev.device.queue.writeBuffer(buffer, 0, data.buffer, data.byteOffset, data.byteLength);
   }
 
-  /** Runs the whole schedule once and reads back the logits. */
+  /**
+   * Runs the whole schedule once and reads back the logits; a micro-batched plan runs it once per
+   * chunk of the batch and returns the chunks' logits concatenated (and their times summed).
+   */
   async run(): Promise<RunResult> {
+    const micro = this.plan.microBatch ?? this.plan.batch;
+    const k = this.plan.batch / micro;
+    if (k === 1) return this.#runOnce();
+    const results: RunResult[] = [];
+    for (let j = 0; j < k; j++) {
+      for (const [name, data] of this.#inputs) {
+        const per = data.length / k;
+        this.#write(this.#tensors.get(name)!, data.subarray(j * per, (j + 1) * per));
+      }
+      results.push(await this.#runOnce());
+    }
+    const logits = new Float32Array(results.reduce((n, r) => n + r.logits.length, 0));
+    results.forEach((r, j) => logits.set(r.logits, j * results[0].logits.length));
+    const kernels = results[0].kernels?.map((t, i) => ({
+      ...t,
+      ms: results.reduce((ms, r) => ms + (r.kernels?.[i]?.ms ?? 0), 0),
+    }));
+    return { logits, wallMs: results.reduce((ms, r) => ms + r.wallMs, 0), kernels };
+  }
+
+  async #runOnce(): Promise<RunResult> {
     const { device } = this.dev;
     const steps = this.#steps;
     const span =

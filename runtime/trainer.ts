@@ -6,6 +6,9 @@
 // and logits out, and submits once. Every kernel sums in a fixed order and nothing uses atomics, so the
 // same parameters, velocities, batch, lr and seed give bitwise the same results run to run; the step
 // counter in the uniform enters no arithmetic, so a resumed trainer continues bitwise identically.
+// A micro-batched plan (plan.microBatch, see compiler/lower-train.ts) keeps the batch on the host and
+// runs the schedule once per chunk, one submit each; the loss is the mean of the chunks' losses and
+// the logits their concatenation, so callers see the whole batch either way.
 //
 // Tensor names (see compiler/autodiff.ts): `X` a forward activation in training mode, `grad:X` its
 // gradient, `grad:P` / `velocity:P` a parameter's, `eval:X` the inference copy, `N:probs`,
@@ -52,6 +55,24 @@ interface Step {
   kernel: PlanKernel;
   pipeline: GPUComputePipeline;
   bindGroup: GPUBindGroup;
+}
+
+/** Concatenates the micro-steps' outputs (the one array itself when there is one). */
+function concat(parts: Float32Array[]): Float32Array {
+  if (parts.length === 1) return parts[0];
+  const out = new Float32Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
+}
+
+/** Per-kernel GPU times summed over micro-steps. */
+function sumTimes(total: StepResult["kernels"], next: StepResult["kernels"]): StepResult["kernels"] {
+  if (!total || !next) return next ?? total;
+  return total.map((t, i) => ({ ...t, ms: t.ms + next[i].ms }));
 }
 
 const align4 = (n: number) => Math.max(4, Math.ceil(n / 4) * 4);
@@ -161,6 +182,9 @@ class PlanTrainer implements Trainer {
   readonly #train: Step[];
   readonly #eval: Step[];
   #stepCount = 0;
+  /** Micro-batched plans: the whole batch, kept on the host and written chunk by chunk. */
+  #images?: Float32Array;
+  #labels?: Int32Array;
 
   constructor(
     dev: OpenDevice,
@@ -219,31 +243,44 @@ class PlanTrainer implements Trainer {
 
   writeBatch(images: Float32Array, labels: Int32Array): void {
     const [input] = this.plan.inputs;
-    this.#writeInput(input, images);
+    this.#checkInput(input, images);
     const t = this.#tensors.get(this.#training.labels)!;
     const bad = (problem: string) =>
       new DiagnosticError(diag("AX4006", { file: "(labels)", problem }, undefined));
     if (labels.length !== this.plan.batch) throw bad(`needs ${this.plan.batch} labels, got ${labels.length}`);
     const i = labels.findIndex((l) => !(l >= 0 && l < this.plan.classes));
     if (i >= 0) throw bad(`label ${labels[i]} of example ${i} is not a class in [0, ${this.plan.classes})`);
+    if (this.#microSteps > 1) {
+      // Written chunk by chunk by step(); copies, so the caller may reuse its arrays.
+      this.#images = images.slice();
+      this.#labels = labels.slice();
+      return;
+    }
+    this.#write(this.#tensors.get(input)!, images);
     this.#write(t, labels);
   }
 
-  #writeInput(name: string, data: Float32Array) {
+  /** Runs of the schedule per step / evaluation: 1 unless the plan is micro-batched. */
+  get #microSteps(): number {
+    return this.plan.batch / (this.plan.microBatch ?? this.plan.batch);
+  }
+
+  /** Throws AX4006 unless `data` holds the whole batch of input `name` (the micro-batch × micro-steps). */
+  #checkInput(name: string, data: Float32Array) {
     const t = this.#tensors.get(name)!;
-    const want = elementCount(t.shape);
+    const shape = [this.plan.batch, ...t.shape.slice(1)];
+    const want = elementCount(shape);
     if (data.length !== want)
       throw new DiagnosticError(
         diag(
           "AX4006",
           {
             file: "(input)",
-            problem: `\`${name}\` needs ${want} values ([${t.shape.join(", ")}]), got ${data.length}`,
+            problem: `\`${name}\` needs ${want} values ([${shape.join(", ")}]), got ${data.length}`,
           },
           undefined,
         ),
       );
-    this.#write(t, data);
   }
 
   #write(t: PlanTensor, data: Float32Array | Int32Array | Uint32Array) {
@@ -256,24 +293,58 @@ class PlanTrainer implements Trainer {
     if (!Number.isFinite(opts.lr)) throw internal(`learning rate ${opts.lr} is not finite`);
     const words = new Uint32Array(4);
     new Float32Array(words.buffer, 0, 1)[0] = opts.lr;
-    words[1] = opts.seed >>> 0;
     words[2] = (opts.step ?? this.#stepCount) >>> 0;
     this.#stepCount = (opts.step ?? this.#stepCount) + 1;
-    this.#write(this.#tensors.get(this.#training.uniform)!, words);
     const timing = (opts.timing ?? false) && this.#dev.timestamps && this.#train.length <= 2048;
-    const { values, kernels } = await this.#run(
-      this.#train,
-      "training step",
-      [this.#training.loss, this.plan.logits],
-      timing,
-    );
-    return { loss: values[0][0], logits: values[1], ...(kernels ? { kernels } : {}) };
+    const k = this.#microSteps;
+    if (k > 1 && (!this.#images || !this.#labels))
+      throw internal("step() on a micro-batched plan needs writeBatch() first");
+    // A micro-batched plan runs the schedule once per chunk of the batch (see plan.ts `microBatch`):
+    // the update kernels accumulate into the momentum and apply the weights after the last chunk.
+    // Each chunk gets its own dropout seed (the mask hash indexes elements within the micro-batch).
+    let loss = 0;
+    const logits: Float32Array[] = [];
+    let kernels: StepResult["kernels"];
+    for (let j = 0; j < k; j++) {
+      words[1] = (j === 0 ? opts.seed : Math.imul(opts.seed ^ j, 0x9e3779b1) ^ j) >>> 0;
+      words[3] = k === 1 ? 0 : (j > 0 ? 1 : 0) | (j < k - 1 ? 2 : 0);
+      this.#write(this.#tensors.get(this.#training.uniform)!, words);
+      if (k > 1) this.#writeChunk(j);
+      const run = await this.#run(
+        this.#train,
+        "training step",
+        [this.#training.loss, this.plan.logits],
+        timing,
+      );
+      loss += run.values[0][0];
+      logits.push(run.values[1]);
+      kernels = sumTimes(kernels, run.kernels);
+    }
+    return { loss: loss / k, logits: concat(logits), ...(kernels ? { kernels } : {}) };
+  }
+
+  /** Writes chunk `j` of the host-held batch into the (micro-batch-sized) input and labels tensors. */
+  #writeChunk(j: number) {
+    const b = this.plan.microBatch!;
+    const input = this.#tensors.get(this.plan.inputs[0])!;
+    const per = elementCount(input.shape) / b;
+    this.#write(input, this.#images!.subarray(j * b * per, (j + 1) * b * per));
+    this.#write(this.#tensors.get(this.#training.labels)!, this.#labels!.subarray(j * b, (j + 1) * b));
   }
 
   async evaluate(images: Float32Array): Promise<Float32Array> {
-    this.#writeInput(this.#training.evalInputs[this.plan.inputs[0]], images);
-    const { values } = await this.#run(this.#eval, "evaluation", [this.#training.evalLogits], false);
-    return values[0];
+    const name = this.#training.evalInputs[this.plan.inputs[0]];
+    this.#checkInput(name, images);
+    const t = this.#tensors.get(name)!;
+    const k = this.#microSteps;
+    const per = elementCount(t.shape);
+    const out: Float32Array[] = [];
+    for (let j = 0; j < k; j++) {
+      this.#write(t, k === 1 ? images : images.subarray(j * per, (j + 1) * per));
+      const { values } = await this.#run(this.#eval, "evaluation", [this.#training.evalLogits], false);
+      out.push(values[0]);
+    }
+    return concat(out);
   }
 
   /** Encodes `steps` in one pass, copies `outputs` out in the same submission, and reads them. */

@@ -1,9 +1,14 @@
-// lower(): plan shape, naming, aliases, automatic splitting of oversized weights and AX3001 for
-// oversized activations. The numeric check of a split weight runs on the GPU (skipped without one).
+// lower(): plan shape, naming, aliases, automatic splitting of oversized weights, micro-batching of
+// oversized activations and AX3001 when even one example does not fit. The numeric check of a split weight runs on the GPU (skipped without one).
+import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import { DiagnosticError } from "../../compiler/diagnostics.ts";
+import { compileSource } from "../../compiler/frontend.ts";
 import type { NodeAttrs } from "../../compiler/graph.ts";
 import { lower } from "../../compiler/lower.ts";
+import { lowerTrainingHybrid } from "../../compiler/lower-hybrid.ts";
+import { lowerTrainingData, lowerTrainingPlaced } from "../../compiler/lower-placed.ts";
+import { lowerTraining } from "../../compiler/lower-train.ts";
 import { planSchema } from "../../compiler/plan.ts";
 import { MAX_WORKGROUPS_PER_DIM, foldGrid } from "../../compiler/wgsl/common.ts";
 import { useGpu } from "../gpu/adapter.ts";
@@ -109,14 +114,56 @@ describe("lower: AlexNet", () => {
 });
 
 describe("lower: limits", () => {
-  it("gives AX3001 naming the tensor, its bytes and the limit for an oversized activation", () => {
+  it("micro-batches a batch whose activations exceed the limit, at the largest divisor that fits", () => {
     const graph = oneNodeGraph({ op: "relu" }, [[4, 8, 8]]); // 1024 B per example
-    const e = diagnosticOf(() => lower(graph, opts(3, 2500)));
+    const { plan } = lower(graph, opts(6, 4500)); // 4 examples fit; 3 is the largest divisor of 6
+    expect(plan.batch).toBe(6);
+    expect(plan.microBatch).toBe(3);
+    expect(plan.tensors.find((t) => t.name === "x")).toMatchObject({ shape: [3, 4, 8, 8], bytes: 3072 });
+    expect(() => planSchema.parse(plan)).not.toThrow();
+    expect(lower(graph, opts(4, 4500)).plan.microBatch).toBeUndefined();
+  });
+
+  it("gives AX3001 naming the tensor, its bytes and the limit when even one example does not fit", () => {
+    const graph = oneNodeGraph({ op: "relu" }, [[4, 8, 8]]); // 1024 B per example
+    const e = diagnosticOf(() => lower(graph, opts(3, 1000)));
     expect(e.diagnostics[0].code).toBe("AX3001");
     expect(e.diagnostics[0].message).toBe(
-      "`x` needs a 3072-byte binding but device 0 allows at most 2500 bytes",
+      "`x` needs a 3072-byte binding but device 0 allows at most 1000 bytes",
     );
-    expect(e.diagnostics[0].help).toMatch(/a batch of at most 2 fits/);
+    expect(e.diagnostics[0].help).toMatch(/even one example does not fit/);
+  });
+
+  it("refuses to place a plan that would need micro-batching, with a clear error", () => {
+    // batch 256 over two devices: 128 examples of conv1 per device exceed 128 MiB.
+    const { graph } = compileSource(
+      readFileSync(new URL("../../models/alexnet.net", import.meta.url), "utf8"),
+    );
+    const train = { ...opts(256), momentum: 0.9, weightDecay: 5e-4 };
+    for (const placed of [lowerTrainingPlaced, lowerTrainingData, lowerTrainingHybrid])
+      expect(() => placed(graph!, train), placed.name).toThrow(/do not support micro-batching/);
+  });
+
+  it("lowers full AlexNet at the paper's batch 128 under 128 MiB by micro-batching (forward and training)", () => {
+    // conv1's output is 128 × 96 × 55 × 55 × 4 B = 148.7 MB at batch 128: two micro-batches of 64.
+    const forward = lower(alexnetGraph(), opts(128)).plan;
+    expect(forward).toMatchObject({ batch: 128, microBatch: 64 });
+    const { plan, wgsl } = lowerTraining(alexnetGraph(), { ...opts(128), momentum: 0.9, weightDecay: 5e-4 });
+    expect(planSchema.safeParse(plan).success).toBe(true);
+    expect(plan).toMatchObject({ mode: "train", batch: 128, microBatch: 64 });
+    for (const t of plan.tensors) expect(t.bytes, t.name).toBeLessThanOrEqual(LAVAPIPE_LIMIT);
+    expect(plan.tensors.find((t) => t.name === "conv1")?.shape).toEqual([64, 96, 55, 55]);
+    expect(plan.tensors.find((t) => t.name === plan.training!.labels)?.shape).toEqual([64]);
+    expect(Object.keys(wgsl).length).toBe(plan.kernels.length);
+    const updates = plan.kernels.filter((k) => k.op.startsWith("sgd.update"));
+    expect(updates.length).toBeGreaterThan(0);
+    for (const k of updates) {
+      expect(k.op).toBe("sgd.update.micro");
+      expect(wgsl[k.name]).toContain("step.micro");
+    }
+    console.log(
+      `alexnet train plan at batch 128: ${plan.kernels.length} kernels, micro-batch ${plan.microBatch}`,
+    );
   });
 
   it("gives AX3001 for a weight whose single output row exceeds the limit", () => {

@@ -6,7 +6,7 @@ import { lower } from "../../compiler/lower.ts";
 import { openDevices } from "../../runtime/devices.ts";
 import { createExecutor } from "../../runtime/executor.ts";
 import { useGpu } from "./adapter.ts";
-import { alexnetGraph, oneNodeGraph, random, relativeError } from "./one-node.ts";
+import { alexnetGraph, oneNodeGraph, random, randomParams, relativeError } from "./one-node.ts";
 import { tf, tfForward } from "./tf-reference.ts";
 
 async function rejection(p: Promise<unknown> | (() => unknown)): Promise<DiagnosticError> {
@@ -64,6 +64,30 @@ gpu.describe("executor diagnostics", () => {
       "AX4006",
     );
     executor.destroy();
+  });
+
+  it("runs a micro-batched plan chunk by chunk: the same logits as the whole batch", async () => {
+    // 60 values (240 B) per example: a 500-byte limit fits 2, so batch 6 runs as 3 micro-batches of 2.
+    const graph = oneNodeGraph({ op: "dense", units: 5, towers: { kind: "cross" }, groups: 1, bias: true }, [
+      [3, 4, 5],
+    ]);
+    const params = randomParams(graph, 3);
+    const input = random(6 * 60, 2);
+    const logitsAt = async (maxBindingBytes: number) => {
+      const compiled = lower(graph, compileOpts(6, maxBindingBytes));
+      const executor = await createExecutor(gpu.dev!, compiled);
+      executor.uploadParams(params);
+      executor.writeInput("x", input);
+      const { logits } = await executor.run();
+      executor.destroy();
+      return { microBatch: compiled.plan.microBatch, logits };
+    };
+    const whole = await logitsAt(gpu.dev!.maxBindingBytes);
+    const micro = await logitsAt(500);
+    expect(whole.microBatch).toBeUndefined();
+    expect(micro.microBatch).toBe(2);
+    expect(micro.logits).toHaveLength(30);
+    expect(relativeError(micro.logits, whole.logits)).toBeLessThanOrEqual(1e-6);
   });
 
   it("times every kernel with timestamp queries when asked", async () => {

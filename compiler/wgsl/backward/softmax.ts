@@ -100,9 +100,19 @@ fn main(@builtin(local_invocation_index) lid: u32) {
 
 export function softmaxCrossEntropyGradKernel(
   id: KernelIdentity,
-  spec: { batch: number; classes: number; tensors: { probs: string; labels: string; dlogits: string } },
+  spec: {
+    batch: number;
+    classes: number;
+    /**
+     * The N of the batch-mean loss when it exceeds `batch` (a micro-batched plan: the kernel sees one
+     * micro-batch, the loss averages the whole batch, so micro-steps' gradients add up to its gradient).
+     */
+    lossBatch?: number;
+    tensors: { probs: string; labels: string; dlogits: string };
+  },
 ): TrainKernelSource {
   const t = spec.tensors;
+  const lossBatch = spec.lossBatch ?? spec.batch;
   const bindings = [read("probs", t.probs), read("labels", t.labels, "i32"), write("dlogits", t.dlogits)];
   const { code, dispatch } = elementwise(
     spec.batch * spec.classes,
@@ -114,9 +124,9 @@ export function softmaxCrossEntropyGradKernel(
     op: "softmax_cross_entropy.grad",
     wgsl: sections(
       header(id, "softmax cross-entropy backward", [
-        `dlogits = (p − onehot(label)) / N over ${shapeText([spec.batch, spec.classes])}`,
+        `dlogits = (p − onehot(label)) / N over ${shapeText([spec.batch, spec.classes])}${lossBatch !== spec.batch ? `, N = ${lossBatch} (the whole batch; this is one micro-batch)` : ""}`,
       ]),
-      consts({ N: u32(spec.batch), C: u32(spec.classes) }),
+      consts({ N: u32(lossBatch), C: u32(spec.classes) }),
       declare(bindings),
       code,
     ),

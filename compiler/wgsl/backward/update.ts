@@ -23,6 +23,14 @@ export function updateKernel(
     momentum: number;
     weightDecay: number;
     tensors: { w: string; v: string; g: string; step: string };
+    /**
+     * A micro-batched plan: the step is K runs of the schedule, each g one micro-batch's share of the
+     * batch-mean gradient. The uniform's `micro` word says where this run is: bit 0 set = not the first
+     * micro-step, bit 1 set = not the last (0 = a whole step). The first applies v ← μ·v − λ·ε·w − ε·g,
+     * later ones v ← v − ε·g, and only the last w ← w + v: the same update as one big batch, summed in
+     * another order.
+     */
+    micro?: boolean;
   },
 ): TrainKernelSource {
   const total = spec.shape.reduce((a, b) => a * b, 1);
@@ -30,16 +38,27 @@ export function updateKernel(
   const bindings = [write("w", t.w), write("v", t.v), read("g", t.g), uniform(t.step)];
   const { code, dispatch } = elementwise(
     total,
-    `  let lr = step.lr;
+    spec.micro
+      ? `  let lr = step.lr;
+  var v_next: f32;
+  if ((step.micro & 1u) == 0u) {
+    v_next = MOMENTUM * v[i] - WEIGHT_DECAY * lr * w[i] - lr * g[i];
+  } else {
+    v_next = v[i] - lr * g[i];
+  }
+  v[i] = v_next;
+  if ((step.micro & 2u) == 0u) { w[i] = w[i] + v_next; }`
+      : `  let lr = step.lr;
   let v_next = MOMENTUM * v[i] - WEIGHT_DECAY * lr * w[i] - lr * g[i];
   v[i] = v_next;
   w[i] = w[i] + v_next;`,
   );
   return {
-    op: "sgd.update",
+    // A distinct op, so that a plan built from micro-batched updates can be recognised (plan.ts).
+    op: spec.micro ? "sgd.update.micro" : "sgd.update",
     wgsl: sections(
       header(id, "sgd update", [
-        `v ← μ·v − λ·ε·w − ε·g; w ← w + v over ${t.w} ${shapeText(spec.shape)}, μ = ${spec.momentum}, λ = ${spec.weightDecay}, ε from the step uniform`,
+        `v ← μ·v − λ·ε·w − ε·g; w ← w + v${spec.micro ? " accumulated over micro-steps" : ""} over ${t.w} ${shapeText(spec.shape)}, μ = ${spec.momentum}, λ = ${spec.weightDecay}, ε from the step uniform`,
       ]),
       consts({ MOMENTUM: f32(spec.momentum), WEIGHT_DECAY: f32(spec.weightDecay) }),
       declare(bindings),

@@ -35,7 +35,7 @@ export const STEP_STRUCT = `struct Step {
   lr: f32,    // ε, the learning rate
   seed: u32,  // dropout seed of this step
   step: u32,  // step counter (informational; no arithmetic reads it, so resuming needs only lr and seed)
-  _pad: u32,
+  micro: u32, // micro-batched plans: bit 0 = not the first micro-step, bit 1 = not the last; else 0
 }`;
 
 export function declare(bindings: readonly TrainBinding[]): string {

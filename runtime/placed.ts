@@ -11,7 +11,9 @@
 //  - the first dispatch that reads a peer still in flight first submits every device's open work (so
 //    no device idles while the host waits), awaits the mapping, submits the reader device's earlier
 //    work, and writes the bytes into the peer with queue.writeBuffer (queue-ordered before the rest).
-// Every transfer's bytes and host time (producer submit → peer written) are recorded per run. No
+// Every transfer's bytes and host time (producer submit → peer written) are recorded per run; with
+// timing, every kernel also gets its own pass timed by its device's own timestamp query set (one
+// per device, resolved after the walk and read back with the outputs). No
 // atomics, fixed summation orders: runs are deterministic.
 import { DiagnosticError, diag } from "../compiler/diagnostics.ts";
 import { elementCount } from "../compiler/graph.ts";
@@ -25,7 +27,7 @@ import type {
   TransferStep,
 } from "../compiler/plan.ts";
 import type { OpenDevice } from "./devices.ts";
-import type { KernelTiming, RunResult } from "./executor.ts";
+import type { ExecutorOptions, KernelTiming, RunResult } from "./executor.ts";
 import type { StepResult, Trainer } from "./trainer.ts";
 
 /** One transfer of a run: what moved, where, how many bytes, and host time from submit to written. */
@@ -35,6 +37,11 @@ export interface TransferTiming {
   to: number;
   bytes: number;
   ms: number;
+}
+
+/** One kernel's GPU time (its device's timestamp queries), with the device it ran on. */
+export interface PlacedKernelTiming extends KernelTiming {
+  device: number;
 }
 
 type Built =
@@ -249,8 +256,24 @@ class PlacedRuntime {
     steps: Built[],
     what: string,
     outputs: string[],
-  ): Promise<{ values: Float32Array[]; transfers: TransferTiming[] }> {
+    timing = false,
+  ): Promise<{ values: Float32Array[]; transfers: TransferTiming[]; kernels?: PlacedKernelTiming[] }> {
     const n = this.devs.length;
+    // Timing: one query set per device, one pass per kernel (timestamps are per pass), and only
+    // when every device that runs a kernel has timestamp queries.
+    const perDevice = new Array<number>(n).fill(0);
+    for (const s of steps) if (s.kind === "dispatch") perDevice[s.kernel.device]++;
+    const timed =
+      timing &&
+      perDevice.some((c) => c > 0) &&
+      perDevice.every((c, d) => c === 0 || (this.devs[d].timestamps && 2 * c <= 4096));
+    const querySets = perDevice.map((c, d) =>
+      timed && c > 0
+        ? this.devs[d].device.createQuerySet({ label: `${what} timing`, type: "timestamp", count: 2 * c })
+        : undefined,
+    );
+    const slots = new Array<number>(n).fill(0);
+    const timedKernels: { kernel: PlanKernel; slot: number }[] = [];
     const span = `(the ${what})`;
     const errorsBefore = this.devs.map((d) => d.errors.length);
     for (const d of this.devs) {
@@ -302,10 +325,23 @@ class PlacedRuntime {
           const buffer = this.buffer(b.tensor);
           if (inFlight.has(buffer)) await land(buffer);
         }
-        passes[d] ??= encoder(d).beginComputePass({ label: what });
-        passes[d].setPipeline(s.pipeline);
-        passes[d].setBindGroup(0, s.bindGroup);
-        passes[d].dispatchWorkgroups(...s.kernel.dispatch);
+        const querySet = querySets[d];
+        const slot = slots[d]++;
+        if (querySet) timedKernels.push({ kernel: s.kernel, slot });
+        const pass = querySet
+          ? encoder(d).beginComputePass({
+              label: s.kernel.name,
+              timestampWrites: {
+                querySet,
+                beginningOfPassWriteIndex: 2 * slot,
+                endOfPassWriteIndex: 2 * slot + 1,
+              },
+            })
+          : (passes[d] ??= encoder(d).beginComputePass({ label: what }));
+        pass.setPipeline(s.pipeline);
+        pass.setBindGroup(0, s.bindGroup);
+        pass.dispatchWorkgroups(...s.kernel.dispatch);
+        if (querySet) pass.end();
         continue;
       }
       const { from } = s.step;
@@ -322,6 +358,34 @@ class PlacedRuntime {
       const t = this.tensors.get(o)!;
       endPass(t.device);
       return this.#encodeReadback(encoder(t.device), t);
+    });
+    const times = querySets.map((querySet, d) => {
+      if (!querySet) return undefined;
+      const { device } = this.devs[d];
+      const size = 8 * querySet.count;
+      const resolve = device.createBuffer({
+        label: `${what} timing resolve`,
+        size,
+        usage: GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC,
+      });
+      const readback = device.createBuffer({
+        label: `${what} timing readback`,
+        size,
+        usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
+      });
+      endPass(d);
+      encoder(d).resolveQuerySet(querySet, 0, querySet.count, resolve, 0);
+      encoder(d).copyBufferToBuffer(resolve, 0, readback, 0, size);
+      return async () => {
+        try {
+          await this.#guard(readback.mapAsync(GPUMapMode.READ), d);
+          return new BigInt64Array(readback.getMappedRange().slice(0));
+        } finally {
+          querySet.destroy();
+          resolve.destroy();
+          readback.destroy();
+        }
+      };
     });
     for (let d = 0; d < n; d++) submit(d);
     const failures: DiagnosticError[] = [];
@@ -343,11 +407,24 @@ class PlacedRuntime {
     }
     if (failures.length > 0) throw failures[0];
     const values = await Promise.all(reads.map((r) => r()));
+    let kernels: PlacedKernelTiming[] | undefined;
+    if (timed) {
+      const ns = await Promise.all(times.map((read) => read?.()));
+      kernels = timedKernels.map(({ kernel, slot }) => {
+        const t = ns[kernel.device]!;
+        return {
+          kernel: kernel.name,
+          layer: kernel.layer,
+          ms: Number(t[2 * slot + 1] - t[2 * slot]) / 1e6,
+          device: kernel.device,
+        };
+      });
+    }
     for (const [d, dev] of this.devs.entries()) {
       if (dev.errors.length > errorsBefore[d]) throw new DiagnosticError(dev.errors.slice(errorsBefore[d]));
       dev.activity = { kernel: "(none)", layer: "(none)" };
     }
-    return { values, transfers };
+    return { values, transfers, ...(kernels ? { kernels } : {}) };
   }
 
   /** Reads tensors (split ones reassembled from their parts, wherever they live). */
@@ -423,13 +500,15 @@ export class PlacedExecutor {
   readonly plan: Plan;
   readonly #rt: PlacedRuntime;
   readonly #steps: Built[];
+  readonly #timing: boolean;
   /** The transfers of the latest run. */
   lastTransfers: TransferTiming[] = [];
 
-  constructor(rt: PlacedRuntime) {
+  constructor(rt: PlacedRuntime, opts: ExecutorOptions = {}) {
     this.#rt = rt;
     this.plan = rt.plan;
     this.#steps = rt.steps(rt.plan.schedule);
+    this.#timing = opts.timing ?? false;
   }
 
   get kernels(): readonly PlanKernel[] {
@@ -449,11 +528,15 @@ export class PlacedExecutor {
     this.#rt.writeInput(name, data, file);
   }
 
-  async run(): Promise<RunResult & { transfers: TransferTiming[] }> {
+  async run(): Promise<RunResult & { kernels?: PlacedKernelTiming[]; transfers: TransferTiming[] }> {
     const t0 = performance.now();
-    const { values, transfers } = await this.#rt.run(this.#steps, "forward schedule", [this.plan.logits]);
+    const { values, transfers, kernels } = await this.#rt.run(
+      this.#steps,
+      "forward schedule",
+      [this.plan.logits],
+      this.#timing,
+    );
     this.lastTransfers = transfers;
-    const kernels: KernelTiming[] | undefined = undefined;
     return { logits: values[0], wallMs: performance.now() - t0, kernels, transfers };
   }
 
@@ -470,10 +553,11 @@ export class PlacedExecutor {
 export async function createPlacedExecutor(
   devs: OpenDevice[],
   compiled: CompiledPlan,
+  opts: ExecutorOptions = {},
 ): Promise<PlacedExecutor> {
   const rt = await PlacedRuntime.load(devs, compiled);
   try {
-    return new PlacedExecutor(rt);
+    return new PlacedExecutor(rt, opts);
   } catch (e) {
     rt.destroy();
     throw e;
@@ -482,6 +566,8 @@ export async function createPlacedExecutor(
 
 /** A step's result with the transfers it made. */
 export interface PlacedStepResult extends StepResult {
+  /** GPU time per kernel in schedule order, each on its device, when `timing` was asked for and every device has timestamps. */
+  kernels?: PlacedKernelTiming[];
   transfers: TransferTiming[];
 }
 
@@ -576,13 +662,15 @@ class PlacedTrainer implements Trainer {
     this.#stepCount = (opts.step ?? this.#stepCount) + 1;
     this.#rt.write(this.#rt.tensors.get(this.#training.uniform)!, words);
     const n = this.#outputDevices;
-    const { values, transfers } = await this.#rt.run(this.#train, "training step", [
-      ...this.#outputs(this.#training.loss),
-      ...this.#outputs(this.plan.logits),
-    ]);
+    const { values, transfers, kernels } = await this.#rt.run(
+      this.#train,
+      "training step",
+      [...this.#outputs(this.#training.loss), ...this.#outputs(this.plan.logits)],
+      opts.timing ?? false,
+    );
     // data placement: the batch-mean loss is the mean of the devices' half-batch means
     const loss = values.slice(0, n).reduce((a, v) => a + v[0], 0) / n;
-    return { loss, logits: concat(values.slice(n)), transfers };
+    return { loss, logits: concat(values.slice(n)), ...(kernels ? { kernels } : {}), transfers };
   }
 
   async evaluate(images: Float32Array): Promise<Float32Array> {
@@ -653,7 +741,7 @@ export async function createPlacedTrainer(
   devs: OpenDevice[],
   compiled: CompiledPlan,
 ): Promise<
-  Trainer & {
+  Omit<Trainer, "step"> & {
     step(opts: { lr: number; seed: number; step?: number; timing?: boolean }): Promise<PlacedStepResult>;
   }
 > {

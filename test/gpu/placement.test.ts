@@ -80,6 +80,40 @@ gpu.describe("model placement on two devices", () => {
   it("one training step: loss, logits, weights and momentum equal one device's", async () => {
     await compareStep("model");
   });
+
+  it("a timed training step times every kernel once, on its device, and still records the transfers", async () => {
+    const placed = lowerTrainingPlaced(graph, { ...common(), ...training });
+    const t = await createPlacedTrainer(gpu.devs!, placed);
+    t.uploadParams(initParams(graph, 9));
+    t.writeBatch(images, labels);
+    const step = await t.step({ lr: 0.01, seed: 1, timing: true });
+    t.destroy();
+    expect(byDirection(step.transfers)).toEqual(byDirection(transfersOf(placed.plan.schedule)));
+    if (!gpu.devs!.every((d) => d.timestamps)) {
+      expect(step.kernels).toBeUndefined();
+      return;
+    }
+    const dispatched = placed.plan.schedule.flatMap((s) => (s.kind === "dispatch" ? [s.kernel] : []));
+    const byName = new Map(placed.plan.kernels.map((k) => [k.name, k]));
+    expect(step.kernels?.map((k) => [k.kernel, k.layer, k.device])).toEqual(
+      dispatched.map((name) => [name, byName.get(name)!.layer, byName.get(name)!.device]),
+    );
+    for (const k of step.kernels!)
+      expect(Number.isFinite(k.ms) && k.ms >= 0, `${k.kernel} ${k.ms}`).toBe(true);
+    expect(new Set(step.kernels!.map((k) => k.device))).toEqual(new Set([0, 1]));
+    console.log(
+      `timed model step: ${step.kernels!.length} kernels, ` +
+        [0, 1]
+          .map(
+            (d) =>
+              `device ${d} ${step
+                .kernels!.filter((k) => k.device === d)
+                .reduce((a, k) => a + k.ms, 0)
+                .toFixed(1)} ms`,
+          )
+          .join(", "),
+    );
+  });
 });
 
 gpu.describe("data placement on two devices", () => {

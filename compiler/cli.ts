@@ -19,7 +19,8 @@ commands:
                                  per training step (default batch: the recipe's)
   devices                        the WebGPU adapters: limits and features alexc uses
   compile FILE --dump-ir         print the checked graph, one binding per line
-  compile FILE -o DIR            write the plan: DIR/plan.json and DIR/kernels/*.wgsl (no GPU needed)
+  compile FILE -o DIR            write the plans and runners (no GPU needed): DIR/plan.json + kernels/
+                                 (inference), DIR/train/ (training plan), graph.json, train.ts, infer.ts
   run FILE --input X.safetensors -o Y.safetensors [--weights W.safetensors | --init SEED]
                                  run the forward pass on a WebGPU device; writes \`logits\`
   export-onnx FILE -o model.onnx [--weights W.safetensors | --init SEED]

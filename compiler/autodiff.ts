@@ -15,7 +15,7 @@
 //  - `N:batch_mean`, `N:batch_invstd`  batch-norm N's batch statistics saved for its backward;
 //  - `N:probs`, `N:per_example`        the loss N's softmax probabilities and per-example losses.
 import { DiagnosticError, diag } from "./diagnostics.ts";
-import type { Graph, Node, OpKind } from "./graph.ts";
+import { type Graph, type Node, type OpKind, elementCount } from "./graph.ts";
 
 /** How a node's training-mode forward differs from inference. */
 export type ForwardMode =
@@ -89,10 +89,18 @@ export type TrainingStep = ForwardStep | LossStep | BackwardStep | AccumulateSte
 
 export interface DropoutLayer {
   node: string;
-  /** The node's index in graph.nodes: the `layer` word of the mask hash. */
+  /**
+   * The `layer` word of the mask hash: the index in graph.nodes of the SOURCE layer this node computes
+   * (itself, unless a placement lowered a slice of it; see lower-train.ts `dropoutSource`).
+   */
   layer: number;
   p: number;
   active: boolean;
+  /** Elements per example of the source layer's output (the hash indexes example · perExample + j). */
+  perExample: number;
+  /** Local per-example element j is source element offset + j · stride (a channel / unit slice). */
+  offset: number;
+  stride: number;
 }
 
 export interface TrainingGraph {
@@ -304,7 +312,12 @@ export function differentiate(graph: Graph, opts: DifferentiateOptions = {}): Tr
 
   const dropout = graph.nodes.flatMap((n, layer) =>
     n.attrs.op === "dropout"
-      ? [{ node: n.name, layer, p: n.attrs.p, active: modes.get(n.name) === "dropout" }]
+      ? [
+          {
+            ...{ node: n.name, layer, p: n.attrs.p, active: modes.get(n.name) === "dropout" },
+            ...{ perExample: elementCount(n.shape), offset: 0, stride: 1 },
+          },
+        ]
       : [],
   );
   return { graph, steps, labels: LABELS, saved, valueGradients, gradients, velocities, dropout };

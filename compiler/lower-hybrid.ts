@@ -28,7 +28,8 @@ import {
   type ScheduleStep,
   planSchema,
 } from "./plan.ts";
-import { sliceTowers } from "./towers.ts";
+import { dropoutSources, sliceTowers } from "./towers.ts";
+import { withExampleBase } from "./wgsl/backward/elementwise.ts";
 import { elementwiseMain } from "./wgsl/common.ts";
 
 function internal(message: string): DiagnosticError {
@@ -130,7 +131,10 @@ export function lowerTrainingHybrid(graph: Graph, opts: TrainLowerOptions): Comp
         device: d,
         bindings: k.bindings.map((b) => ({ ...b, tensor: trunkTensor(b.tensor, d) })),
       });
-      wgsl[kname] = base.wgsl[name];
+      // device d's trunk runs examples [d·half, (d+1)·half): its dropout masks are those examples'
+      wgsl[kname] = k.op.startsWith("dropout.")
+        ? withExampleBase(base.wgsl[name], d * half)
+        : base.wgsl[name];
     }
     return kname;
   };
@@ -188,7 +192,12 @@ export function lowerTrainingHybrid(graph: Graph, opts: TrainLowerOptions): Comp
     throw internal(`hybrid placement: the first dense layer must be split over the towers`);
   towers.graph.inputs = [0, 1].map((d) => ({ ...headGraph.inputs[0], name: headInput(d) }));
   const activeDropout = opts.activeDropout?.flatMap((x) => towers.slices[x] ?? [x]);
-  const head = place(lowerTraining(towers.graph, { ...opts, activeDropout, inputGradients: true }), towers);
+  // the head's dropout hashes as the source graph's layers (head slices of `graph`)
+  const dropoutSource = dropoutSources(towers, graph);
+  const head = place(
+    lowerTraining(towers.graph, { ...opts, activeDropout, dropoutSource, inputGradients: true }),
+    towers,
+  );
   const hp = head.plan;
   const htraining = hp.training!;
   // The head's inputs on device d: `X@bD` as place() named it there; they are activations here.

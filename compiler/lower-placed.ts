@@ -17,7 +17,8 @@ import { type Graph, elementCount } from "./graph.ts";
 import { type LowerOptions, lower } from "./lower.ts";
 import { type TrainLowerOptions, lowerTraining } from "./lower-train.ts";
 import { type CompiledPlan, type Plan, type PlanTensor, type ScheduleStep, planSchema } from "./plan.ts";
-import { type TowerGraph, sliceTowers } from "./towers.ts";
+import { type TowerGraph, dropoutSources, sliceTowers } from "./towers.ts";
+import { withExampleBase } from "./wgsl/backward/elementwise.ts";
 import { elementwiseMain } from "./wgsl/common.ts";
 
 function internal(message: string): DiagnosticError {
@@ -36,7 +37,8 @@ export function lowerTrainingPlaced(graph: Graph, opts: TrainLowerOptions): Comp
   const towers = sliceTowers(graph);
   // Dropout layers are named by the source graph: each stands for all of its tower slices.
   const activeDropout = opts.activeDropout?.flatMap((d) => towers.slices[d] ?? [d]);
-  return place(lowerTraining(towers.graph, { ...opts, activeDropout }), towers);
+  const dropoutSource = dropoutSources(towers);
+  return place(lowerTraining(towers.graph, { ...opts, activeDropout, dropoutSource }), towers);
 }
 
 const HOST_WRITTEN = new Set<PlanTensor["role"]>(["input", "labels", "uniform"]);
@@ -258,7 +260,10 @@ export function lowerTrainingData(graph: Graph, opts: TrainLowerOptions): Compil
       bindings: k.bindings.map((b) => ({ ...b, tensor: onDevice(b.tensor, d) })),
     };
     plan.kernels.push(copy);
-    wgsl[copy.name] = base.wgsl[name];
+    // device d runs examples [d·half, (d+1)·half): its dropout masks are those of its examples
+    wgsl[copy.name] = k.op.startsWith("dropout.")
+      ? withExampleBase(base.wgsl[name], d * (opts.batch / devices))
+      : base.wgsl[name];
     return copy.name;
   };
   const isUpdate = (name: string) => {

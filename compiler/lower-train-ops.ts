@@ -80,7 +80,11 @@ const notLowered = (what: string) => (attrs: NodeAttrs, c: OpContext) => {
   throw internal(`\`${c.node.name}\` (${attrs.op}) ${what}`, c.node);
 };
 
-const dropoutLayer = (c: OpContext) => c.tg.dropout.find((d) => d.node === c.node.name)!.layer;
+/** The mask-hash words of the node's dropout: its source layer and slice (autodiff.ts DropoutLayer). */
+const dropoutSource = (c: OpContext) => {
+  const { layer, perExample, offset, stride } = c.tg.dropout.find((d) => d.node === c.node.name)!;
+  return { layer, perExample, offset, stride };
+};
 
 /** conv / dense: one kernel per weight part (each computes its rows of the output). */
 function forwardGemm(attrs: AttrsOf<"conv"> | AttrsOf<"dense">, c: OpContext) {
@@ -119,7 +123,7 @@ export const trainForward = {
     c.emit(
       "fwd",
       dropoutKernel(c.id, {
-        ...{ direction: "forward", shape: [c.batch, ...c.inShape], p: attrs.p, layer: dropoutLayer(c) },
+        ...{ direction: "forward", shape: [c.batch, ...c.inShape], p: attrs.p, ...dropoutSource(c) },
         tensors: { x: c.x, y: c.y, step: STEP_UNIFORM },
       }),
     ),
@@ -230,7 +234,7 @@ export const trainBackward = {
     c.emit(
       "grad",
       dropoutKernel(c.id, {
-        ...{ direction: "backward", shape: [c.batch, ...c.inShape], p: attrs.p, layer: dropoutLayer(c) },
+        ...{ direction: "backward", shape: [c.batch, ...c.inShape], p: attrs.p, ...dropoutSource(c) },
         tensors: { x: dy, y: dx!, step: STEP_UNIFORM },
       }),
     ),

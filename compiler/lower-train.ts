@@ -19,8 +19,9 @@
 // micro-steps' parameter gradients add up to the batch-mean gradient), and the update kernels
 // (update.ts, "sgd.update.micro") fold each micro-step's gradient into the momentum and apply the
 // weights after the last. The result equals one big batch up to float summation order, except that
-// batch norm normalises with per-micro-batch statistics (and updates its running averages K times),
-// each micro-step draws its own dropout masks, and `grad:P` holds only the last micro-step's share.
+// batch norm normalises with per-micro-batch statistics (and updates its running averages K times)
+// and `grad:P` holds only the last micro-step's share. Dropout masks are those of the whole batch:
+// every micro-step uses the step's seed and hashes global example indices (util.ts).
 import { type BackwardStep, type ForwardMode, type TrainingGraph, differentiate } from "./autodiff.ts";
 import { DiagnosticError, diag } from "./diagnostics.ts";
 import { type Graph, type Node, elementCount } from "./graph.ts";
@@ -56,6 +57,19 @@ export interface TrainLowerOptions extends LowerOptions {
   activeDropout?: string[];
   /** Also compute ∂L/∂(graph inputs), as `grad:<input>` (for gradient checks). */
   inputGradients?: boolean;
+  /**
+   * Dropout node → the mask-hash words of the source layer it is a slice of (placements lowering a
+   * sliced or partial graph: towers.ts `dropoutSources`); others hash as themselves.
+   */
+  dropoutSource?: Record<string, DropoutSource>;
+}
+
+/** A dropout node's source layer (index in the source graph), its per-example size, and the slice. */
+export interface DropoutSource {
+  layer: number;
+  perExample: number;
+  offset: number;
+  stride: number;
 }
 
 const F32 = 4;
@@ -94,6 +108,8 @@ class TrainLowering {
       activeDropout: opts.activeDropout,
       inputGradients: opts.inputGradients,
     });
+    const sources = opts.dropoutSource ?? {};
+    this.tg.dropout = this.tg.dropout.map((d) => ({ ...d, ...sources[d.node] }));
     for (const i of graph.inputs) this.shapes.set(i.name, i.shape);
     for (const n of graph.nodes) this.shapes.set(n.name, n.shape);
   }

@@ -139,7 +139,12 @@ export const trainingSchema = z.object({
   saved: z.array(z.string()),
   /** Dropout layers, with the layer index their mask hash uses and whether training applies them. */
   dropout: z.array(
-    z.object({ node: z.string(), layer: z.number().int(), p: z.number(), active: z.boolean() }),
+    z.object({
+      ...{ node: z.string(), layer: z.number().int(), p: z.number(), active: z.boolean() },
+      // the source layer's per-example size and this node's slice of it (see autodiff.ts DropoutLayer)
+      ...{ perExample: z.number().int().optional(), offset: z.number().int().optional() },
+      stride: z.number().int().optional(),
+    }),
   ),
   /** Layers in schedule order with their activation and gradient tensors, for non-finite hunting. */
   layers: z.array(

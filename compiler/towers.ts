@@ -225,3 +225,31 @@ export function sliceTowers(graph: Graph): TowerGraph {
     slices: bySource,
   };
 }
+
+/**
+ * The mask-hash words (lower-train.ts `DropoutSource`) of every dropout node of `towers.graph`: its
+ * source layer's index in `original` (default the source graph; hybrid placement slices a part of
+ * it), the source's per-example size, and the slice: tower k of T holds the contiguous per-example
+ * elements [k·S/T, (k+1)·S/T) (channels / units split along the first per-example axis).
+ */
+export function dropoutSources(
+  towers: TowerGraph,
+  original: Graph = towers.source,
+): Record<string, { layer: number; perExample: number; offset: number; stride: number }> {
+  const out: Record<string, { layer: number; perExample: number; offset: number; stride: number }> = {};
+  for (const node of towers.graph.nodes) {
+    if (node.attrs.op !== "dropout") continue;
+    const source = towers.nodes[node.name].layer;
+    const layer = original.nodes.findIndex((n) => n.name === source);
+    if (layer < 0) throw new Error(`dropout \`${node.name}\`: no source layer \`${source}\``);
+    const k = towers.slices[source].indexOf(node.name);
+    const local = elementCount(node.shape);
+    out[node.name] = {
+      layer,
+      perExample: elementCount(original.nodes[layer].shape),
+      offset: k * local,
+      stride: 1,
+    };
+  }
+  return out;
+}

@@ -301,13 +301,14 @@ class PlanTrainer implements Trainer {
       throw internal("step() on a micro-batched plan needs writeBatch() first");
     // A micro-batched plan runs the schedule once per chunk of the batch (see plan.ts `microBatch`):
     // the update kernels accumulate into the momentum and apply the weights after the last chunk.
-    // Each chunk gets its own dropout seed (the mask hash indexes elements within the micro-batch).
+    // Every chunk uses the step's dropout seed: the mask hash indexes the global example, which the
+    // kernels get from the micro-step index in the `micro` word (bits 2…), so masks match one batch.
     let loss = 0;
     const logits: Float32Array[] = [];
     let kernels: StepResult["kernels"];
     for (let j = 0; j < k; j++) {
-      words[1] = (j === 0 ? opts.seed : Math.imul(opts.seed ^ j, 0x9e3779b1) ^ j) >>> 0;
-      words[3] = k === 1 ? 0 : (j > 0 ? 1 : 0) | (j < k - 1 ? 2 : 0);
+      words[1] = opts.seed >>> 0;
+      words[3] = k === 1 ? 0 : ((j > 0 ? 1 : 0) | (j < k - 1 ? 2 : 0) | (j << 2)) >>> 0;
       this.#write(this.#tensors.get(this.#training.uniform)!, words);
       if (k > 1) this.#writeChunk(j);
       const run = await this.#run(

@@ -13,7 +13,7 @@ import { compileSource } from "../../compiler/frontend.ts";
 import type { Graph, NodeAttrs, OpKind } from "../../compiler/graph.ts";
 import { lowerTraining } from "../../compiler/lower-train.ts";
 import { planSchema } from "../../compiler/plan.ts";
-import { dropoutHash, dropoutKeep } from "../../compiler/wgsl/backward/util.ts";
+import { dropoutHash, dropoutIndex, dropoutKeep } from "../../compiler/wgsl/backward/util.ts";
 import { alexnetGraph, buildGraph, pad } from "../gpu/one-node.ts";
 
 function model(name: string): Graph {
@@ -154,8 +154,8 @@ describe("differentiate", () => {
   it("makes inactive dropout and flatten views, and rejects unknown dropout names", () => {
     const tg = differentiate(model("alexnet-small.net"), { activeDropout: ["drop7"] });
     expect(tg.dropout).toEqual([
-      { node: "drop6", layer: 17, p: 0.5, active: false },
-      { node: "drop7", layer: 20, p: 0.5, active: true },
+      { node: "drop6", layer: 17, p: 0.5, active: false, perExample: 512, offset: 0, stride: 1 },
+      { node: "drop7", layer: 20, p: 0.5, active: true, perExample: 512, offset: 0, stride: 1 },
     ]);
     const drop6 = backward(tg.steps).find((s) => s.node === "drop6")!;
     expect(drop6.dx[0].view).toBe(true);
@@ -173,6 +173,9 @@ describe("differentiate", () => {
     expect(Math.abs(kept - 5000)).toBeLessThan(200);
     expect(dropoutHash(1, 3, 7)).not.toBe(dropoutHash(2, 3, 7));
     expect(dropoutHash(1, 3, 7)).not.toBe(dropoutHash(1, 4, 7));
+    // the hash index of element j of global example e of a layer with S elements per example
+    expect(dropoutIndex(2, 512, 300)).toBe(2 * 512 + 300);
+    expect(dropoutIndex(0x10000, 0x10000, 5)).toBe(5); // mod 2³², as the WGSL u32 arithmetic
   });
 });
 

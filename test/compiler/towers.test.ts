@@ -8,7 +8,7 @@ import { type Graph, elementCount } from "../../compiler/graph.ts";
 import { lowerPlaced, lowerTrainingPlaced, transferBytes } from "../../compiler/lower-placed.ts";
 import type { CompiledPlan, ScheduleStep, TransferStep } from "../../compiler/plan.ts";
 import { planSchema } from "../../compiler/plan.ts";
-import { sliceTowers } from "../../compiler/towers.ts";
+import { dropoutSources, sliceTowers } from "../../compiler/towers.ts";
 
 function model(name: string): Graph {
   const r = compileSource(readFileSync(new URL(`../../models/${name}`, import.meta.url), "utf8"));
@@ -102,6 +102,21 @@ describe("tower slicing of alexnet.net", () => {
 });
 
 describe("alexnet.net placed over two devices", () => {
+  it("hashes each tower's dropout slice as its source layer's channels / units", () => {
+    const sources = dropoutSources(towers);
+    for (const d of ["drop6", "drop7"]) {
+      const layer = alexnet.nodes.findIndex((n) => n.name === d);
+      const units = alexnet.nodes[layer].shape[0];
+      expect(sources[`${d}@t0`]).toEqual({ layer, perExample: units, offset: 0, stride: 1 });
+      expect(sources[`${d}@t1`]).toEqual({ layer, perExample: units, offset: units / 2, stride: 1 });
+      const dropout = train.plan.training!.dropout.filter((x) => x.node.startsWith(`${d}@`));
+      expect(dropout.map((x) => [x.layer, x.offset])).toEqual([
+        [layer, 0],
+        [layer, units / 2],
+      ]);
+    }
+  });
+
   it("is a valid plan whose kernels bind only tensors of their own device", () => {
     for (const { plan } of [train, forward]) {
       expect(() => planSchema.parse(plan)).not.toThrow();

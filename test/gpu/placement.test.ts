@@ -81,6 +81,10 @@ gpu.describe("model placement on two devices", () => {
     await compareStep("model");
   });
 
+  it("one training step with dropout (p = 0.5) equals one device's: the same masks per slice", async () => {
+    await compareStep("model", true);
+  });
+
   it("a timed training step times every kernel once, on its device, and still records the transfers", async () => {
     const placed = lowerTrainingPlaced(graph, { ...common(), ...training });
     const t = await createPlacedTrainer(gpu.devs!, placed);
@@ -120,11 +124,19 @@ gpu.describe("data placement on two devices", () => {
   it("one training step on half a batch each equals one device on the whole batch", async () => {
     await compareStep("data");
   });
+
+  it("with dropout (p = 0.5) too: each half draws its examples' masks of the whole batch", async () => {
+    await compareStep("data", true);
+  });
 });
 
 gpu.describe("hybrid placement on two devices", () => {
   it("one training step (data-parallel convs, model-parallel dense layers) equals one device's", async () => {
     await compareStep("hybrid");
+  });
+
+  it("with dropout (p = 0.5) too: the same masks as one device", async () => {
+    await compareStep("hybrid", true);
   });
 });
 
@@ -154,13 +166,20 @@ describe("placement report against the executed plans", () => {
   }
 });
 
-async function compareStep(strategy: "model" | "data" | "hybrid") {
+/** Training options with alexnet-small's dropout layers (drop6, drop7: p = 0.5) active. */
+const withDropout = { ...training, activeDropout: ["drop6", "drop7"] };
+
+async function compareStep(strategy: "model" | "data" | "hybrid", dropout = false) {
   const params = initParams(graph, 9);
+  const opts = dropout ? withDropout : training;
+  if (dropout)
+    for (const d of opts.activeDropout)
+      expect(graph.nodes.find((n) => n.name === d)?.attrs).toMatchObject({ op: "dropout", p: 0.5 });
   const run = async (placedRun: boolean) => {
-    const placed = placedRun ? lowerings[strategy](graph, { ...common(), ...training }) : undefined;
+    const placed = placedRun ? lowerings[strategy](graph, { ...common(), ...opts }) : undefined;
     const t = placed
       ? await createPlacedTrainer(gpu.devs!, placed)
-      : await createTrainer(gpu.devs![0], lowerTraining(graph, { ...common(), ...training }));
+      : await createTrainer(gpu.devs![0], lowerTraining(graph, { ...common(), ...opts }));
     t.uploadParams(params);
     t.writeBatch(images, labels);
     const step = await t.step({ lr: 0.01, seed: 1 });
@@ -208,7 +227,9 @@ async function compareStep(strategy: "model" | "data" | "hybrid") {
       expect(err, `${kind} ${name}`).toBeLessThanOrEqual(1e-5);
     }
   }
-  console.log(`${strategy} training step, max relative error: ${JSON.stringify(worst)}`);
+  console.log(
+    `${strategy} training step${dropout ? " (dropout p = 0.5)" : ""}, max relative error: ${JSON.stringify(worst)}`,
+  );
   expect(worst.logits).toBeLessThanOrEqual(1e-5);
   expect(worst.evalLogits).toBeLessThanOrEqual(1e-5);
   const moved = (two.step as { transfers?: { bytes: number; ms: number }[] }).transfers ?? [];

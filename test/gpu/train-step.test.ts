@@ -158,60 +158,65 @@ gpu.describe("training steps on the adapter", () => {
     expectBitwiseEqual(whole.grads, parts.grads);
   });
 
-  it("micro-batches a batch over the binding limit and trains like the whole batch", async () => {
-    // conv1's output is 12×32×32 f32 = 49,152 bytes per example: a 60 kB limit fits one example, so
-    // the batch of 4 runs as 4 micro-steps (first, two middle, last). Dropout off: its masks differ.
-    // Compared after two steps: weights and momentum within 1e-5 relative, logits and loss equal.
-    const run = async (maxBindingBytes?: number) => {
-      const t = await trainer({ activeDropout: [], ...(maxBindingBytes ? { maxBindingBytes } : {}) });
-      const evalBefore = await t.evaluate(images);
-      const { loss, logits } = await t.step({ lr: 0.01, seed: 3 });
-      await t.step({ lr: 0.01, seed: 4 }); // a second step: the momentum term μ·v enters too
-      const state = {
-        plan: t.plan,
-        loss,
-        logits,
-        evalBefore,
-        params: await t.readParams(),
-        velocities: await t.readVelocities(),
+  for (const dropout of [false, true])
+    it(`micro-batches a batch over the binding limit and trains like the whole batch (dropout ${dropout ? "p = 0.5" : "off"})`, async () => {
+      // conv1's output is 12×32×32 f32 = 49,152 bytes per example: a 60 kB limit fits one example, so
+      // the batch of 4 runs as 4 micro-steps (first, two middle, last). With dropout (drop6, drop7 at
+      // p = 0.5) every micro-step draws the whole batch's masks: the step's seed, global examples.
+      // Compared after two steps: weights and momentum within 1e-5 relative, logits and loss equal.
+      const run = async (maxBindingBytes?: number) => {
+        const t = await trainer({
+          ...(dropout ? {} : { activeDropout: [] }),
+          ...(maxBindingBytes ? { maxBindingBytes } : {}),
+        });
+        const evalBefore = await t.evaluate(images);
+        const { loss, logits } = await t.step({ lr: 0.01, seed: 3 });
+        await t.step({ lr: 0.01, seed: 4 }); // a second step: the momentum term μ·v enters too
+        const state = {
+          plan: t.plan,
+          loss,
+          logits,
+          evalBefore,
+          params: await t.readParams(),
+          velocities: await t.readVelocities(),
+        };
+        t.destroy();
+        return state;
       };
-      t.destroy();
-      return state;
-    };
-    const whole = await run();
-    const micro = await run(60_000);
-    expect(whole.plan.microBatch).toBeUndefined();
-    expect(micro.plan).toMatchObject({ batch: BATCH, microBatch: 1 });
-    expect(micro.plan.tensors.find((x) => x.name === "conv1")?.shape[0]).toBe(1);
-    const rel = (a: Float32Array, b: Float32Array) => {
-      let diff = 0;
-      let scale = 0;
-      for (let i = 0; i < a.length; i++) {
-        diff = Math.max(diff, Math.abs(a[i] - b[i]));
-        scale = Math.max(scale, Math.abs(b[i]));
-      }
-      return diff / (scale || 1);
-    };
-    const worst = (a: Map<string, Float32Array>, b: Map<string, Float32Array>) => {
-      expect([...a.keys()]).toEqual([...b.keys()]);
-      return Math.max(...[...a].map(([name, values]) => rel(values, b.get(name)!)));
-    };
-    const errors = {
-      evalLogits: rel(micro.evalBefore, whole.evalBefore),
-      trainLogits: rel(micro.logits, whole.logits),
-      loss: Math.abs(micro.loss - whole.loss) / Math.abs(whole.loss),
-      params: worst(micro.params, whole.params),
-      velocities: worst(micro.velocities, whole.velocities),
-    };
-    console.log("micro-batching vs whole batch, max relative error:", errors);
-    expect(micro.evalBefore.length).toBe(whole.evalBefore.length);
-    expect(micro.logits.length).toBe(whole.logits.length);
-    expect(errors.evalLogits).toBeLessThanOrEqual(1e-6);
-    expect(errors.trainLogits).toBeLessThanOrEqual(1e-6);
-    expect(errors.loss).toBeLessThanOrEqual(1e-6);
-    expect(errors.params).toBeLessThanOrEqual(1e-5);
-    expect(errors.velocities).toBeLessThanOrEqual(1e-5);
-  });
+      const whole = await run();
+      const micro = await run(60_000);
+      expect(whole.plan.microBatch).toBeUndefined();
+      expect(micro.plan).toMatchObject({ batch: BATCH, microBatch: 1 });
+      expect(micro.plan.tensors.find((x) => x.name === "conv1")?.shape[0]).toBe(1);
+      const rel = (a: Float32Array, b: Float32Array) => {
+        let diff = 0;
+        let scale = 0;
+        for (let i = 0; i < a.length; i++) {
+          diff = Math.max(diff, Math.abs(a[i] - b[i]));
+          scale = Math.max(scale, Math.abs(b[i]));
+        }
+        return diff / (scale || 1);
+      };
+      const worst = (a: Map<string, Float32Array>, b: Map<string, Float32Array>) => {
+        expect([...a.keys()]).toEqual([...b.keys()]);
+        return Math.max(...[...a].map(([name, values]) => rel(values, b.get(name)!)));
+      };
+      const errors = {
+        evalLogits: rel(micro.evalBefore, whole.evalBefore),
+        trainLogits: rel(micro.logits, whole.logits),
+        loss: Math.abs(micro.loss - whole.loss) / Math.abs(whole.loss),
+        params: worst(micro.params, whole.params),
+        velocities: worst(micro.velocities, whole.velocities),
+      };
+      console.log(`micro-batching vs whole batch (dropout ${dropout}), max relative error:`, errors);
+      expect(micro.evalBefore.length).toBe(whole.evalBefore.length);
+      expect(micro.logits.length).toBe(whole.logits.length);
+      expect(errors.evalLogits).toBeLessThanOrEqual(1e-6);
+      expect(errors.trainLogits).toBeLessThanOrEqual(1e-6);
+      expect(errors.loss).toBeLessThanOrEqual(1e-6);
+      expect(errors.params).toBeLessThanOrEqual(1e-5);
+      expect(errors.velocities).toBeLessThanOrEqual(1e-5);
+    });
 
   it("finds the first layer with a non-finite activation", async () => {
     const t = await trainer();

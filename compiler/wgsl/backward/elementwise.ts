@@ -54,7 +54,9 @@ export function activationGradKernel(
 
 /**
  * Inverted dropout in training, forward (x → y) or backward (dy → dx): the same expression, since
- * both multiply by mask/(1 − p). The mask is dropout_hash(seed, LAYER, i) ≥ THRESHOLD (util.ts).
+ * both multiply by mask/(1 − p). The mask is dropout_hash(seed, LAYER, e · SRC_PER + j) ≥ THRESHOLD
+ * (util.ts), e the global example (EXAMPLE_BASE + micro-step index · BATCH + local example) and
+ * j = SRC_OFFSET + l · SRC_STRIDE the source per-example index of local per-example index l.
  */
 export function dropoutKernel(
   id: KernelIdentity,
@@ -62,25 +64,44 @@ export function dropoutKernel(
     direction: "forward" | "backward";
     shape: readonly number[];
     p: number;
+    /** The source layer's index, per-example size, and this tensor's slice of it (autodiff.ts). */
     layer: number;
+    perExample: number;
+    offset: number;
+    stride: number;
+    /** The global index of this tensor's first example (a device's half of the batch). */
+    exampleBase?: number;
     tensors: { x: string; y: string; step: string };
   },
 ): TrainKernelSource {
   const total = count(spec.shape);
+  const per = count(spec.shape.slice(1));
   const bindings = [read("x", spec.tensors.x), write("y", spec.tensors.y), uniform(spec.tensors.step)];
   const { code, dispatch } = elementwise(
     total,
-    "  let keep = dropout_hash(step.seed, LAYER, i) >= THRESHOLD;\n  y[i] = select(0.0, x[i] * SCALE, keep);",
+    [
+      "  let e = EXAMPLE_BASE + (step.micro >> 2u) * BATCH + i / PER;",
+      "  let j = SRC_OFFSET + (i % PER) * SRC_STRIDE;",
+      "  let keep = dropout_hash(step.seed, LAYER, e * SRC_PER + j) >= THRESHOLD;",
+      "  y[i] = select(0.0, x[i] * SCALE, keep);",
+    ].join("\n"),
   );
   return {
     op: spec.direction === "forward" ? "dropout.train" : "dropout.grad",
     wgsl: sections(
       header(id, spec.direction === "forward" ? "dropout (training)" : "dropout backward", [
         `${spec.direction === "forward" ? "y = x" : "dx = dy"} · mask / (1 − p) over ${shapeText(spec.shape)}, p = ${spec.p}`,
-        "mask = lowbias32(lowbias32(lowbias32(seed) ^ layer) ^ i) ≥ ⌊p·2³²⌋: regenerated, never stored",
+        "mask = lowbias32(lowbias32(lowbias32(seed) ^ layer) ^ (e·S + j)) ≥ ⌊p·2³²⌋: regenerated, never stored",
+        "layer, e (global example), S and j (per-example index) of the source layer over the whole batch",
       ]),
       consts({
         LAYER: u32(spec.layer),
+        EXAMPLE_BASE: u32(spec.exampleBase ?? 0),
+        BATCH: u32(spec.shape[0]),
+        PER: u32(per),
+        SRC_PER: u32(spec.perExample),
+        SRC_OFFSET: u32(spec.offset),
+        SRC_STRIDE: u32(spec.stride),
         THRESHOLD: u32(dropoutThreshold(spec.p)),
         SCALE: f32(1 / (1 - spec.p)),
       }),
@@ -94,6 +115,13 @@ export function dropoutKernel(
     dispatch,
     flops: total,
   };
+}
+
+/** A dropout kernel's WGSL (dropoutKernel) for a copy whose first example is global example `base`. */
+export function withExampleBase(wgsl: string, base: number): string {
+  const re = /^(const EXAMPLE_BASE *: u32 = )0u;$/m;
+  if (!re.test(wgsl)) throw new Error("not a dropout kernel: no EXAMPLE_BASE");
+  return wgsl.replace(re, `$1${u32(base)};`);
 }
 
 /** At most this many terms per accumulate kernel (+1 output ≤ the 8 storage buffers WebGPU guarantees). */

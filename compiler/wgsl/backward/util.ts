@@ -35,7 +35,7 @@ export const STEP_STRUCT = `struct Step {
   lr: f32,    // ε, the learning rate
   seed: u32,  // dropout seed of this step
   step: u32,  // step counter (informational; no arithmetic reads it, so resuming needs only lr and seed)
-  micro: u32, // micro-batched plans: bit 0 = not the first micro-step, bit 1 = not the last; else 0
+  micro: u32, // micro-batched plans: bit 0 = not the first micro-step, bit 1 = not the last, bits 2… = its index; else 0
 }`;
 
 export function declare(bindings: readonly TrainBinding[]): string {
@@ -154,9 +154,14 @@ ${opts.epilogue}
 // keep(seed, layer, i) = h ≥ T, with h = mix(mix(mix(seed) ^ layer) ^ i) and T = ⌊p · 2³²⌋, where
 // mix is Chris Wellons' `lowbias32` integer hash (xorshift-multiply, full avalanche):
 //   x ^= x >> 16; x *= 0x7feb352d; x ^= x >> 15; x *= 0x846ca68b; x ^= x >> 16.
-// seed: the step's dropout seed (uniform); layer: the dropout node's index in graph.nodes; i: the
-// element's linear index in the [batch, …] tensor. The forward and the backward both evaluate it, so
-// the mask is never stored; P(keep) = 1 − T/2³² = 1 − p to within 2⁻³².
+// seed: the step's dropout seed (uniform; every micro-step of a step uses it); layer: the index in
+// graph.nodes of the SOURCE dropout layer (a tower slice uses its source layer's); i: the element's
+// linear index in the SOURCE layer's output over the WHOLE batch, i = e · S + j (mod 2³²), with e the
+// global example index (the device's / micro-step's first example + the local one), S the source
+// layer's per-example size and j the element's index within the source example (a slice maps its
+// local index l to offset + l · stride). So the mask of an element is the same on one device and
+// under model / data / hybrid placement and micro-batching. The forward and the backward both
+// evaluate it, so the mask is never stored; P(keep) = 1 − T/2³² = 1 − p to within 2⁻³².
 
 export const DROPOUT_HASH_WGSL = `fn mix32(v: u32) -> u32 {  // lowbias32 (C. Wellons)
   var x = v;
@@ -189,6 +194,12 @@ export function dropoutThreshold(p: number): number {
   return Math.min(Math.floor(p * 2 ** 32), 0xffff_ffff);
 }
 
+/** keep of element `index` = e · S + j of the source layer over the whole batch (see above). */
 export function dropoutKeep(seed: number, layer: number, index: number, p: number): boolean {
   return dropoutHash(seed, layer, index) >= dropoutThreshold(p);
+}
+
+/** The hash index of element j (source per-example index) of global example e, S elements per example. */
+export function dropoutIndex(example: number, perExample: number, j: number): number {
+  return (Math.imul(example, perExample) + j) >>> 0;
 }

@@ -9,6 +9,7 @@ import { DiagnosticError, diag } from "../compiler/diagnostics.ts";
 import { elementCount } from "../compiler/graph.ts";
 import type { CompiledPlan, Plan, PlanKernel, PlanTensor } from "../compiler/plan.ts";
 import type { OpenDevice } from "./devices.ts";
+import { buildKernelStep, messageOf, type KernelStep } from "./pipeline.ts";
 
 export interface ExecutorOptions {
   /** Time every kernel with timestamp queries (when the device has them). */
@@ -30,18 +31,10 @@ export interface RunResult {
   kernels?: KernelTiming[];
 }
 
-interface Step {
-  kernel: PlanKernel;
-  pipeline: GPUComputePipeline;
-  bindGroup: GPUBindGroup;
-}
+type Step = KernelStep;
 
 const STORAGE = () => GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST | GPUBufferUsage.COPY_SRC;
 const align4 = (n: number) => Math.max(4, Math.ceil(n / 4) * 4);
-
-function messageOf(e: unknown): string {
-  return e instanceof Error ? e.message : String(e);
-}
 
 /** Loads `compiled`'s kernels for `dev` (those with `device === dev.index`) and allocates their tensors. */
 export async function createExecutor(
@@ -94,7 +87,7 @@ export async function createExecutor(
   // rejections unobserved, and free what was allocated before reporting it.
   try {
     const [steps] = await Promise.all([
-      Promise.all(kernels.map((k) => buildStep(dev, k, wgsl[k.name], buffers, rootOf))),
+      Promise.all(kernels.map((k) => buildKernelStep(dev, k, wgsl[k.name], (t) => buffers.get(rootOf(t))))),
       Promise.all(allocations),
     ]);
     return new Executor(dev, plan, steps, buffers, opts);
@@ -102,57 +95,6 @@ export async function createExecutor(
     for (const b of buffers.values()) b.destroy();
     throw e;
   }
-}
-
-/** Compiles one kernel and binds its tensors; rejections become AX4001 with the WGSL error location. */
-async function buildStep(
-  dev: OpenDevice,
-  kernel: PlanKernel,
-  code: string | undefined,
-  buffers: Map<string, GPUBuffer>,
-  rootOf: (name: string) => string,
-): Promise<Step> {
-  const { device } = dev;
-  const reject = (message: string) =>
-    new DiagnosticError(diag("AX4001", { kernel: kernel.name, layer: kernel.layer, message }, undefined));
-  if (code === undefined) throw reject("the plan has no WGSL for it");
-
-  device.pushErrorScope("validation");
-  const module = device.createShaderModule({ label: kernel.file, code });
-  const pipelinePromise = device.createComputePipelineAsync({
-    label: kernel.name,
-    layout: "auto",
-    compute: { module, entryPoint: kernel.entryPoint },
-  });
-  const scope = device.popErrorScope();
-  let pipeline: GPUComputePipeline;
-  try {
-    pipeline = await pipelinePromise;
-    const error = await scope;
-    if (error) throw new Error(error.message);
-  } catch (e) {
-    // The compilation messages carry line:column; the rejection alone only says "invalid module".
-    const info = await module.getCompilationInfo().catch(() => undefined);
-    const located = (info?.messages ?? [])
-      .filter((m) => m.type === "error")
-      .map((m) => `${kernel.file}:${m.lineNum}:${m.linePos}: ${m.message}`);
-    throw reject(located.length > 0 ? located.join("; ") : messageOf(e));
-  }
-
-  device.pushErrorScope("validation");
-  const entries: GPUBindGroupEntry[] = kernel.bindings.map((b) => {
-    const buffer = buffers.get(rootOf(b.tensor));
-    if (!buffer) throw reject(`binding ${b.binding}: tensor \`${b.tensor}\` is not on ${dev.label}`);
-    return { binding: b.binding, resource: { buffer } };
-  });
-  const bindGroup = device.createBindGroup({
-    label: kernel.name,
-    layout: pipeline.getBindGroupLayout(0),
-    entries,
-  });
-  const error = await device.popErrorScope();
-  if (error) throw reject(`bind group: ${error.message}`);
-  return { kernel, pipeline, bindGroup };
 }
 
 export class Executor {

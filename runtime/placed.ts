@@ -29,6 +29,7 @@ import type {
 import type { OpenDevice } from "./devices.ts";
 import type { ExecutorOptions, KernelTiming, RunResult } from "./executor.ts";
 import type { StepResult, Trainer } from "./trainer.ts";
+import { buildKernelStep, messageOf } from "./pipeline.ts";
 
 /** One transfer of a run: what moved, where, how many bytes, and host time from submit to written. */
 export interface TransferTiming {
@@ -49,7 +50,6 @@ type Built =
   | { kind: "transfer"; step: TransferStep; source: GPUBuffer; peer: GPUBuffer; staging: GPUBuffer };
 
 const align4 = (n: number) => Math.max(4, Math.ceil(n / 4) * 4);
-const messageOf = (e: unknown) => (e instanceof Error ? e.message : String(e));
 const internal = (message: string) => new DiagnosticError(diag("AX9001", { message }, undefined));
 
 /** Buffers, pipelines and the schedule walk shared by the placed executor and trainer. */
@@ -143,48 +143,13 @@ class PlacedRuntime {
   }
 
   async #build(kernel: PlanKernel, code: string | undefined): Promise<Built & { kind: "dispatch" }> {
-    const dev = this.dev(kernel.device);
-    const { device } = dev;
-    const reject = (message: string) =>
-      new DiagnosticError(diag("AX4001", { kernel: kernel.name, layer: kernel.layer, message }, undefined));
-    if (code === undefined) throw reject("the plan has no WGSL for it");
-    device.pushErrorScope("validation");
-    const module = device.createShaderModule({ label: kernel.file, code });
-    const pending = device.createComputePipelineAsync({
-      label: kernel.name,
-      layout: "auto",
-      compute: { module, entryPoint: kernel.entryPoint },
+    // A binding must resolve to a buffer on the kernel's own device: cross-device reads go through
+    // transfer steps, never through a foreign buffer.
+    const step = await buildKernelStep(this.dev(kernel.device), kernel, code, (tensor) => {
+      const root = this.tensors.get(tensor)?.aliasOf ?? tensor;
+      return this.tensors.get(root)?.device === kernel.device ? this.buffers.get(root) : undefined;
     });
-    const scope = device.popErrorScope();
-    let pipeline: GPUComputePipeline;
-    try {
-      pipeline = await pending;
-      const error = await scope;
-      if (error) throw new Error(error.message);
-    } catch (e) {
-      const info = await module.getCompilationInfo().catch(() => undefined);
-      const located = (info?.messages ?? [])
-        .filter((m) => m.type === "error")
-        .map((m) => `${kernel.file}:${m.lineNum}:${m.linePos}: ${m.message}`);
-      throw reject(located.length > 0 ? located.join("; ") : messageOf(e));
-    }
-    device.pushErrorScope("validation");
-    const entries = kernel.bindings.map((b) => {
-      const t = this.tensors.get(b.tensor);
-      const root = t?.aliasOf ?? b.tensor;
-      const buffer = this.buffers.get(root);
-      if (!buffer || this.tensors.get(root)?.device !== kernel.device)
-        throw reject(`binding ${b.binding}: tensor \`${b.tensor}\` is not on ${dev.label}`);
-      return { binding: b.binding, resource: { buffer } };
-    });
-    const bindGroup = device.createBindGroup({
-      label: kernel.name,
-      layout: pipeline.getBindGroupLayout(0),
-      entries,
-    });
-    const error = await device.popErrorScope();
-    if (error) throw reject(`bind group: ${error.message}`);
-    return { kind: "dispatch", kernel, pipeline, bindGroup };
+    return { kind: "dispatch", ...step };
   }
 
   /** Writes a host tensor (and its replicas on the other devices). */

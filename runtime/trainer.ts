@@ -25,6 +25,7 @@ import type {
   ScheduleStep,
 } from "../compiler/plan.ts";
 import type { OpenDevice } from "./devices.ts";
+import { buildKernelStep, messageOf, type KernelStep } from "./pipeline.ts";
 
 export interface StepResult {
   /** The batch-mean loss of this step's forward pass (before the update). */
@@ -51,11 +52,7 @@ export interface Trainer {
   destroy(): void;
 }
 
-interface Step {
-  kernel: PlanKernel;
-  pipeline: GPUComputePipeline;
-  bindGroup: GPUBindGroup;
-}
+type Step = KernelStep;
 
 /** Concatenates the micro-steps' outputs (the one array itself when there is one). */
 function concat(parts: Float32Array[]): Float32Array {
@@ -76,7 +73,6 @@ function sumTimes(total: StepResult["kernels"], next: StepResult["kernels"]): St
 }
 
 const align4 = (n: number) => Math.max(4, Math.ceil(n / 4) * 4);
-const messageOf = (e: unknown) => (e instanceof Error ? e.message : String(e));
 const internal = (message: string) => new DiagnosticError(diag("AX9001", { message }, undefined));
 
 export async function createTrainer(dev: OpenDevice, compiled: CompiledPlan): Promise<Trainer> {
@@ -100,7 +96,7 @@ export async function createTrainer(dev: OpenDevice, compiled: CompiledPlan): Pr
   const rootOf = (name: string) => plan.tensors.find((t) => t.name === name)?.aliasOf ?? name;
   try {
     const built = await Promise.all(
-      plan.kernels.map((k) => buildStep(dev, k, wgsl[k.name], buffers, rootOf)),
+      plan.kernels.map((k) => buildKernelStep(dev, k, wgsl[k.name], (t) => buffers.get(rootOf(t)))),
     );
     if (await oom)
       throw new DiagnosticError(
@@ -123,54 +119,6 @@ export async function createTrainer(dev: OpenDevice, compiled: CompiledPlan): Pr
     for (const b of buffers.values()) b.destroy();
     throw e;
   }
-}
-
-/** Compiles one kernel and binds its tensors; rejections become AX4001 with the WGSL error location. */
-async function buildStep(
-  dev: OpenDevice,
-  kernel: PlanKernel,
-  code: string | undefined,
-  buffers: Map<string, GPUBuffer>,
-  rootOf: (name: string) => string,
-): Promise<Step> {
-  const { device } = dev;
-  const reject = (message: string) =>
-    new DiagnosticError(diag("AX4001", { kernel: kernel.name, layer: kernel.layer, message }, undefined));
-  if (code === undefined) throw reject("the plan has no WGSL for it");
-  device.pushErrorScope("validation");
-  const module = device.createShaderModule({ label: kernel.file, code });
-  const pending = device.createComputePipelineAsync({
-    label: kernel.name,
-    layout: "auto",
-    compute: { module, entryPoint: kernel.entryPoint },
-  });
-  const scope = device.popErrorScope();
-  let pipeline: GPUComputePipeline;
-  try {
-    pipeline = await pending;
-    const error = await scope;
-    if (error) throw new Error(error.message);
-  } catch (e) {
-    const info = await module.getCompilationInfo().catch(() => undefined);
-    const located = (info?.messages ?? [])
-      .filter((m) => m.type === "error")
-      .map((m) => `${kernel.file}:${m.lineNum}:${m.linePos}: ${m.message}`);
-    throw reject(located.length > 0 ? located.join("; ") : messageOf(e));
-  }
-  device.pushErrorScope("validation");
-  const entries = kernel.bindings.map((b) => {
-    const buffer = buffers.get(rootOf(b.tensor));
-    if (!buffer) throw reject(`binding ${b.binding}: tensor \`${b.tensor}\` is not on ${dev.label}`);
-    return { binding: b.binding, resource: { buffer } };
-  });
-  const bindGroup = device.createBindGroup({
-    label: kernel.name,
-    layout: pipeline.getBindGroupLayout(0),
-    entries,
-  });
-  const error = await device.popErrorScope();
-  if (error) throw reject(`bind group: ${error.message}`);
-  return { kernel, pipeline, bindGroup };
 }
 
 class PlanTrainer implements Trainer {

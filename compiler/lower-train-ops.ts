@@ -16,7 +16,7 @@ import { channelSumKernel, convDataGradKernel, convWeightGradKernel } from "./wg
 import { denseDataGradKernel, denseWeightGradKernel } from "./wgsl/backward/dense.ts";
 import { activationGradKernel, concatGradKernel, dropoutKernel } from "./wgsl/backward/elementwise.ts";
 import { lrnGradKernel } from "./wgsl/backward/lrn.ts";
-import { poolGradKernel } from "./wgsl/backward/pool.ts";
+import { poolArgmaxKernel, poolGradKernel } from "./wgsl/backward/pool.ts";
 import { softmaxCrossEntropyGradKernel, softmaxGradKernel } from "./wgsl/backward/softmax.ts";
 import type { TrainKernelSource } from "./wgsl/backward/util.ts";
 import type { KernelIdentity, KernelSource } from "./wgsl/common.ts";
@@ -57,7 +57,7 @@ export interface OpContext {
   /** A parameter's row parts, and the names of a same-split tensor `base` (gradient, velocity). */
   parts(param: string): Part[];
   partNames(param: string, base: string): string[];
-  add(name: string, shape: number[], role: PlanTensor["role"]): void;
+  add(name: string, shape: number[], role: PlanTensor["role"], extra?: Pick<PlanTensor, "dtype">): void;
   emit(what: string, source: KernelSource | TrainKernelSource): void;
 }
 
@@ -291,14 +291,20 @@ function activationGrad(op: "relu" | "tanh" | "sigmoid", c: OpContext, { dy, dx 
 }
 
 function poolGrad(attrs: AttrsOf<"maxpool"> | AttrsOf<"avgpool">, c: OpContext, { dy, dx }: BackwardTensors) {
+  const shapes = { batch: c.batch, input: c.inShape, output: c.node.shape };
+  const geometry = { window: attrs.window, stride: attrs.stride, pad: attrs.pad };
+  if (attrs.op === "avgpool") {
+    c.emit("grad", poolGradKernel(c.id, { op: attrs.op, ...shapes, ...geometry, tensors: { dy, dx: dx! } }));
+    return;
+  }
+  // Max pooling: each window's arg-max is found once (one pass over the windows), so the gather
+  // over the ≤ ⌈k/s⌉² windows covering an input reads an index each rather than rescanning them.
+  const argmax = `${c.node.name}:argmax`;
+  c.add(argmax, [c.batch, ...c.node.shape], "saved", { dtype: "u32" });
+  c.emit("argmax", poolArgmaxKernel(c.id, { ...shapes, ...geometry, tensors: { x: c.x, argmax } }));
   c.emit(
     "grad",
-    poolGradKernel(c.id, {
-      ...{ op: attrs.op, batch: c.batch, input: c.inShape, output: c.node.shape },
-      ...{ window: attrs.window, stride: attrs.stride, pad: attrs.pad },
-      // max pooling re-finds each window's arg-max in x; average pooling needs only the shapes
-      tensors: { x: attrs.op === "maxpool" ? c.x : undefined, dy, dx: dx! },
-    }),
+    poolGradKernel(c.id, { op: attrs.op, ...shapes, ...geometry, tensors: { argmax, dy, dx: dx! } }),
   );
 }
 

@@ -333,7 +333,7 @@ class TrainLowering {
       param: (suffix) => this.param(node, suffix),
       parts: (param) => this.parts.get(param)!,
       partNames: (param, base) => this.partNames(param, base),
-      add: (name, shape, role) => this.add(name, shape, role),
+      add: (name, shape, role, extra) => this.add(name, shape, role, extra ?? {}),
       emit: (what, source) => this.emit(node.name, what, source),
     };
   }

@@ -9,7 +9,8 @@
 // part: the first writes dx, the later ones add their rows' contribution in part order; and one dW
 // kernel per part, writing that part of the gradient (whose rows live in the same-numbered part).
 import { WORKGROUP, consts, header, sections, shapeText, u32 } from "../common.ts";
-import { type KernelIdentity, type TrainKernelSource, declare, elementwise, read, write } from "./util.ts";
+import { each } from "../conv-tiles.ts";
+import { type KernelIdentity, type TrainKernelSource, declare, read, write } from "./util.ts";
 
 export interface DenseGradSpec {
   batch: number;
@@ -33,6 +34,30 @@ function shapeConsts(spec: DenseGradSpec) {
   };
 }
 
+/** Examples per dgrad invocation: the largest of 8, 4, 2, 1 that divides the batch. */
+const block = (batch: number) => [8, 4, 2, 1].find((b) => batch % b === 0)!;
+
+/**
+ * A 2-D grid: x covers `lanes` (the index named `lane`, one per invocation), y counts blocks whose
+ * index the caller derives from wid.y in `blockLet`. The body goes where `BODY` is substituted.
+ */
+function grid(lanes: number, blocks: number, lane: string, blockLet: string) {
+  const dispatch: [number, number, number] = [Math.ceil(lanes / WORKGROUP), blocks, 1];
+  return {
+    dispatch,
+    code: (body: string) => `${consts({ LANES: u32(lanes) })}
+
+@compute @workgroup_size(${WORKGROUP})
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let ${lane} = wid.x * ${WORKGROUP}u + lid;
+  if (${lane} >= LANES) { return; }
+  ${blockLet}
+${body}
+}
+`,
+  };
+}
+
 function part(spec: DenseGradSpec): string {
   return spec.rowCount !== spec.outFeatures
     ? `, weight rows [${spec.rowBase}, ${spec.rowBase + spec.rowCount})`
@@ -43,31 +68,34 @@ export function denseDataGradKernel(
   id: KernelIdentity,
   spec: DenseGradSpec & { accumulate: boolean; tensors: { dy: string; w: string; dx: string } },
 ): TrainKernelSource {
-  const total = spec.batch * spec.inFeatures;
+  // NB examples per invocation share each weight load; lanes are consecutive features k.
+  const nb = block(spec.batch);
   const bindings = [read("dy", spec.tensors.dy), read("w", spec.tensors.w), write("dx", spec.tensors.dx)];
-  const body = `  let f = i % IN;
-  let n = i / IN;
+  // The example block comes from the workgroup id alone, so lavapipe sees the dy loads as uniform
+  // (one scalar load and a broadcast) rather than a per-lane gather.
+  const { code, dispatch } = grid(spec.inFeatures, spec.batch / nb, "f", `let n0 = wid.y * ${nb}u;`);
+  const body = `
   let g = f / K;
   let k = f - g * K;
   // rows of g's group that this part holds
   let o_lo = max(g * OUT_PER_GROUP, ROW_BASE);
   let o_hi = min((g + 1u) * OUT_PER_GROUP, ROW_BASE + ROWS);
-  var acc = ${spec.accumulate ? "dx[i]" : "0.0"};
+${each(nb, (j) => `  var acc${j} = ${spec.accumulate ? `dx[(n0 + ${j}u) * IN + f]` : "0.0"};`)}
   for (var o = o_lo; o < o_hi; o++) {
-    acc = fma(dy[n * OUT + o], w[(o - ROW_BASE) * K + k], acc);
+    let wv = w[(o - ROW_BASE) * K + k];
+${each(nb, (j) => `    acc${j} = fma(dy[(n0 + ${j}u) * OUT + o], wv, acc${j});`)}
   }
-  dx[i] = acc;`;
-  const { code, dispatch } = elementwise(total, body);
+${each(nb, (j) => `  dx[(n0 + ${j}u) * IN + f] = acc${j};`)}`;
   return {
     op: "dense.dgrad",
     wgsl: sections(
       header(id, "dense dgrad", [
         `dy ${shapeText([spec.batch, spec.outFeatures])} -> dx ${shapeText([spec.batch, spec.inFeatures])}, groups ${spec.groups}${part(spec)}${spec.accumulate ? " (adds to dx)" : ""}`,
-        "one invocation per dx element, sum over rows o ascending",
+        `one invocation per ${nb} dx element(s) (examples n0 … n0 + ${nb - 1} of a feature), sum over rows o ascending`,
       ]),
       consts(shapeConsts(spec)),
       declare(bindings),
-      code,
+      code(body),
     ),
     entryPoint: "main",
     bindings,
@@ -82,30 +110,42 @@ export function denseWeightGradKernel(
   spec: DenseGradSpec & { tensors: { x: string; dy: string; dw: string } },
 ): TrainKernelSource {
   const k = spec.inFeatures / spec.groups;
-  const total = spec.rowCount * k;
+  // R rows per invocation share each input load; the rows of a block stay in one group.
+  const r = [8, 4, 2, 1].find(
+    (b) => spec.rowCount % b === 0 && spec.rowBase % b === 0 && (spec.outFeatures / spec.groups) % b === 0,
+  )!;
   const bindings = [read("x", spec.tensors.x), read("dy", spec.tensors.dy), write("dw", spec.tensors.dw)];
-  const body = `  let k = i % K;
-  let o = ROW_BASE + i / K;
+  // The row block comes from the workgroup id alone: uniform dy loads, as in the dgrad.
+  const { code, dispatch } = grid(
+    k,
+    spec.rowCount / r,
+    "k",
+    `let r0 = wid.y * ${r}u;   // first row of the block, within this part`,
+  );
+  const body = `
+  let o = ROW_BASE + r0;
   let x_off = (o / OUT_PER_GROUP) * K + k;
-  var acc = 0.0;
-  for (var n = 0u; n < N; n++) { acc = fma(dy[n * OUT + o], x[n * IN + x_off], acc); }
-  dw[i] = acc;`;
-  const { code, dispatch } = elementwise(total, body);
+${each(r, (j) => `  var acc${j} = 0.0;`)}
+  for (var n = 0u; n < N; n++) {
+    let xv = x[n * IN + x_off];
+${each(r, (j) => `    acc${j} = fma(dy[n * OUT + o + ${j}u], xv, acc${j});`)}
+  }
+${each(r, (j) => `  dw[(r0 + ${j}u) * K + k] = acc${j};`)}`;
   return {
     op: "dense.wgrad",
     wgsl: sections(
       header(id, "dense wgrad", [
         `x ${shapeText([spec.batch, spec.inFeatures])}, dy ${shapeText([spec.batch, spec.outFeatures])} -> dW${part(spec)}`,
-        "one invocation per weight element, sum over the batch n ascending",
+        `one invocation per ${r} weight element(s) (rows r0 … r0 + ${r - 1} of a column), sum over the batch n ascending`,
       ]),
       consts(shapeConsts(spec)),
       declare(bindings),
-      code,
+      code(body),
     ),
     entryPoint: "main",
     bindings,
     workgroupSize: [WORKGROUP, 1, 1],
     dispatch,
-    flops: 2 * spec.batch * total,
+    flops: 2 * spec.batch * spec.rowCount * k,
   };
 }

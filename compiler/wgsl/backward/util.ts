@@ -11,20 +11,25 @@ export interface TrainBinding {
   tensor: string;
   access: "read" | "read_write" | "uniform";
   /** Element type of a storage binding; default f32. */
-  type?: "f32" | "i32";
+  type?: "f32" | "i32" | "u32";
 }
 
 export interface TrainKernelSource extends Omit<KernelSource, "bindings"> {
   bindings: TrainBinding[];
 }
 
-export const read = (name: string, tensor: string, type?: "i32"): TrainBinding => ({
+export const read = (name: string, tensor: string, type?: "i32" | "u32"): TrainBinding => ({
   name,
   tensor,
   access: "read",
   ...(type ? { type } : {}),
 });
-export const write = (name: string, tensor: string): TrainBinding => ({ name, tensor, access: "read_write" });
+export const write = (name: string, tensor: string, type?: "u32"): TrainBinding => ({
+  name,
+  tensor,
+  access: "read_write",
+  ...(type ? { type } : {}),
+});
 export const uniform = (tensor: string): TrainBinding => ({ name: "step", tensor, access: "uniform" });
 
 /**

@@ -81,6 +81,12 @@ export const catalogue = {
       "opened {opened} of {count} WebGPU devices ({reason}); the towers share the devices that opened",
   },
 
+  AX3006: {
+    severity: "error",
+    template:
+      "placement `{strategy}` at batch {batch} needs {bytes} bytes per device for `{tensor}`, over the device's binding limit, and `{strategy}` placement does not micro-batch",
+  },
+
   // ---- AX4: code generation and runtime ----
   AX4001: { severity: "error", template: "WebGPU rejected kernel `{kernel}` of layer `{layer}`: {message}" },
   AX4002: {

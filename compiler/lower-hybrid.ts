@@ -73,6 +73,7 @@ export function lowerTrainingHybrid(graph: Graph, opts: TrainLowerOptions): Comp
       if (trunkNodes.has(x) && x !== boundary)
         throw internal(`hybrid placement: \`${n.name}\` reads \`${x}\` across the boundary`);
   const half = opts.batch / DEVICES;
+  refuseMicroBatching(graph, opts, half);
 
   // ---- the trunk: a one-device plan at half the batch, head kernels dropped ----
   const base = lowerTraining(graph, { ...opts, batch: half });
@@ -449,4 +450,33 @@ export function lowerTrainingHybrid(graph: Graph, opts: TrainLowerOptions): Comp
   const checked = planSchema.safeParse(plan);
   if (!checked.success) throw internal(`hybrid placement produced an invalid plan: ${checked.error.message}`);
   return { plan: checked.data, wgsl };
+}
+
+/**
+ * Hybrid plans are not micro-batched (a head micro-step would mix the two trunks' chunks, so its
+ * dropout masks could not follow global examples): a batch whose largest per-device activation
+ * exceeds a binding is refused here, with the ways out, rather than failing in the runtime.
+ */
+function refuseMicroBatching(graph: Graph, opts: TrainLowerOptions, half: number) {
+  // The trunk's activations are the large ones (the head's are dense vectors): per device, half the batch.
+  const trunk = graph.nodes.slice(
+    0,
+    graph.nodes.findIndex((n) => n.attrs.op === "dense"),
+  );
+  const largest = [...graph.inputs, ...trunk].reduce((a, n) =>
+    elementCount(n.shape) > elementCount(a.shape) ? n : a,
+  );
+  const perExample = elementCount(largest.shape) * 4;
+  if (perExample * half <= opts.maxBindingBytes) return;
+  const most = 2 * Math.floor(opts.maxBindingBytes / perExample);
+  throw new DiagnosticError(
+    diag(
+      "AX3006",
+      { strategy: "hybrid", batch: opts.batch, tensor: largest.name, bytes: perExample * half },
+      undefined,
+      {
+        help: `use --placement model or --placement data (both micro-batch such a batch), or a batch of at most ${Math.max(2, most)}`,
+      },
+    ),
+  );
 }

@@ -165,8 +165,9 @@ export const planSchema = z
     /**
      * Micro-batching: present when some per-example tensor at `batch` would exceed the device's
      * maxStorageBufferBindingSize. Every batched tensor and kernel is then lowered for `microBatch`
-     * examples (a divisor of `batch`), and the runtime runs the schedule `batch / microBatch` times per
-     * run/step over consecutive chunks of the batch. Training accumulates the micro-steps' gradients into
+     * examples (a divisor of `batch`; under data placement, of each device's half), and the runtime
+     * runs the schedule K = batch / (devices splitting the batch × microBatch) times per run/step over
+     * consecutive chunks of each device's share. Placed plans run their transfers every micro-step. Training accumulates the micro-steps' gradients into
      * the momentum buffer (see wgsl/backward/update.ts) and applies the weights once, after the last.
      */
     microBatch: z.number().int().positive().optional(),
@@ -210,12 +211,8 @@ export const planSchema = z
         code: "custom",
         message: `microBatch ${plan.microBatch} does not divide batch ${plan.batch}`,
       });
-    if (plan.placement)
-      ctx.addIssue({
-        code: "custom",
-        message:
-          "placed plans do not support micro-batching yet: a per-device activation exceeds the binding limit (use more devices or a smaller batch)",
-      });
+    if (plan.microBatch !== undefined && plan.placement?.strategy === "hybrid")
+      ctx.addIssue({ code: "custom", message: "hybrid plans are not micro-batched (lower-hybrid.ts)" });
   });
 
 export type Plan = z.infer<typeof planSchema>;

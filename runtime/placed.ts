@@ -2,8 +2,10 @@
 // a trainer with the same interfaces as runtime/executor.ts and runtime/trainer.ts.
 //
 // Load once: one buffer per root tensor on its device, every pipeline of every device built in
-// parallel, every bind group pre-created, and one MAP_READ staging buffer per transfer step (so no
-// two transfers ever share one, across steps or within one). A run walks the schedule once:
+// parallel, every bind group pre-created, and a double-buffered pair of MAP_READ staging buffers per
+// direction (device → device), which the direction's transfers use alternately: while the host maps
+// one and writes it to the peer, the producer can already copy the next tensor into the other; a
+// transfer whose buffer still holds an earlier one lands that one first. A run walks the schedule once:
 //  - a dispatch is encoded into its device's open compute pass;
 //  - a transfer ends the producer device's pass, copies the tensor into its staging buffer in the
 //    same encoder, submits the producer's work so far, and starts mapping the staging buffer; the
@@ -117,20 +119,49 @@ class PlacedRuntime {
     return d;
   }
 
-  /** The built steps of a schedule (a staging buffer per transfer). */
+  /**
+   * Staging buffers per direction (`from->to`): a pair, each as large as the direction's largest
+   * transfer in any of the plan's schedules. Transfers of one direction alternate between the two, so
+   * one can be copied into on the producer while the other is mapped and written to the peer.
+   */
+  #pairs = new Map<string, GPUBuffer[]>();
+
+  #pair(from: number, to: number): GPUBuffer[] {
+    const key = `${from}->${to}`;
+    let pair = this.#pairs.get(key);
+    if (!pair) {
+      const schedules = [this.plan.schedule, this.plan.training?.evalSchedule ?? []];
+      const largest = Math.max(
+        ...schedules
+          .flat()
+          .map((s) => (s.kind === "transfer" && s.from === from && s.to === to ? s.bytes : 0)),
+      );
+      pair = [0, 1].map((i) =>
+        this.dev(from).device.createBuffer({
+          label: `staging ${i} for transfers device ${from} → device ${to}`,
+          size: align4(Math.max(largest, 4)),
+          usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
+        }),
+      );
+      this.staging.push(...pair);
+      this.#pairs.set(key, pair);
+    }
+    return pair;
+  }
+
+  /** The built steps of a schedule; a direction's transfers alternate between its staging pair. */
   steps(schedule: readonly ScheduleStep[]): Built[] {
+    const used = new Map<string, number>();
     return schedule.map((s): Built => {
       if (s.kind === "dispatch") {
         const k = this.#kernels.get(s.kernel);
         if (!k) throw internal(`a schedule names kernel \`${s.kernel}\`, which the plan does not have`);
         return k;
       }
-      const staging = this.dev(s.from).device.createBuffer({
-        label: `transfer ${s.tensor} → device ${s.to}`,
-        size: align4(s.bytes),
-        usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
-      });
-      this.staging.push(staging);
+      const key = `${s.from}->${s.to}`;
+      const i = used.get(key) ?? 0;
+      used.set(key, i + 1);
+      const staging = this.#pair(s.from, s.to)[i % 2];
       return { kind: "transfer", step: s, source: this.buffer(s.tensor), peer: this.buffer(s.peer), staging };
     });
   }
@@ -266,9 +297,12 @@ class PlacedRuntime {
       GPUBuffer,
       { built: Built & { kind: "transfer" }; mapped: Promise<void>; t0: number }
     >();
+    /** Staging buffer → the peer its pending transfer fills (a staging buffer carries one at a time). */
+    const stagingBusy = new Map<GPUBuffer, GPUBuffer>();
     const land = async (peer: GPUBuffer) => {
       const pending = inFlight.get(peer)!;
       inFlight.delete(peer);
+      stagingBusy.delete(pending.built.staging);
       for (let d = 0; d < n; d++) submit(d); // keep every device busy while the host waits
       await this.#guard(pending.mapped, pending.built.step.from);
       const { step, staging } = pending.built;
@@ -311,6 +345,10 @@ class PlacedRuntime {
       }
       const { from } = s.step;
       if (inFlight.has(s.peer)) await land(s.peer); // an older version not read yet: nothing reads it, land it anyway
+      // the direction's other staging buffer may be in use; this one must have landed first
+      const holder = stagingBusy.get(s.staging);
+      if (holder) await land(holder);
+      stagingBusy.set(s.staging, s.peer);
       endPass(from);
       encoder(from).copyBufferToBuffer(s.source, 0, s.staging, 0, align4(s.step.bytes));
       const t0 = performance.now();
@@ -489,20 +527,43 @@ export class PlacedExecutor {
     );
   }
 
-  writeInput(name: string, data: Float32Array, file = "(input)"): void {
-    this.#rt.writeInput(name, data, file);
+  /** Micro-batched plans: the whole batch of each input, written chunk by chunk by run(). */
+  #inputs = new Map<string, Float32Array>();
+
+  get #microSteps(): number {
+    return this.plan.batch / (this.plan.microBatch ?? this.plan.batch);
   }
 
+  writeInput(name: string, data: Float32Array, file = "(input)"): void {
+    const k = this.#microSteps;
+    if (k === 1) return this.#rt.writeInput(name, data, file);
+    // checked against the micro-batch's shape, then kept whole
+    const per = data.length / k;
+    if (Number.isInteger(per)) this.#rt.writeInput(name, data.subarray(0, per), file);
+    else this.#rt.writeInput(name, data, file); // throws AX4006 with the expected size
+    this.#inputs.set(name, data.slice());
+  }
+
+  /** Runs the schedule once, or once per chunk of a micro-batched plan's batch (logits concatenated). */
   async run(): Promise<RunResult & { kernels?: PlacedKernelTiming[]; transfers: TransferTiming[] }> {
     const t0 = performance.now();
-    const { values, transfers, kernels } = await this.#rt.run(
-      this.#steps,
-      "forward schedule",
-      [this.plan.logits],
-      this.#timing,
-    );
+    const k = this.#microSteps;
+    const logits: Float32Array[] = [];
+    const transfers: TransferTiming[] = [];
+    let kernels: PlacedKernelTiming[] | undefined;
+    for (let j = 0; j < k; j++) {
+      if (k > 1)
+        for (const [name, data] of this.#inputs) {
+          const per = data.length / k;
+          this.#rt.writeInput(name, data.subarray(j * per, (j + 1) * per));
+        }
+      const run = await this.#rt.run(this.#steps, "forward schedule", [this.plan.logits], this.#timing);
+      logits.push(run.values[0]);
+      transfers.push(...run.transfers);
+      if (run.kernels) kernels = [...(kernels ?? []), ...run.kernels];
+    }
     this.lastTransfers = transfers;
-    return { logits: values[0], wallMs: performance.now() - t0, kernels, transfers };
+    return { logits: concat(logits), wallMs: performance.now() - t0, kernels, transfers };
   }
 
   async readTensor(name: string): Promise<Float32Array> {
@@ -566,16 +627,6 @@ class PlacedTrainer implements Trainer {
     this.#rt.uploadByParam(v, (p) => velocities[p], "(velocities)", Object.keys(velocities));
   }
 
-  /** Data placement: device d's copy of `name`, and its share of `data` (device 0 the first). */
-  #halves<T extends Float32Array | Int32Array>(name: string, data: T): { name: string; data: T }[] {
-    const n = this.#devices;
-    const size = data.length / n;
-    return Array.from({ length: n }, (_, d) => ({
-      name: d === 0 ? name : `${name}@dev${d}`,
-      data: data.subarray(d * size, (d + 1) * size) as T,
-    }));
-  }
-
   /** Devices the input batch is split over: data and hybrid placement split it, model does not. */
   get #devices(): number {
     const s = this.plan.placement?.strategy;
@@ -587,61 +638,130 @@ class PlacedTrainer implements Trainer {
     return this.plan.placement?.strategy === "data" ? this.plan.devices.length : 1;
   }
 
-  #writeInputs(name: string, images: Float32Array) {
-    for (const h of this.#halves(name, images)) this.#rt.writeInput(h.name, h.data);
+  /**
+   * Runs of the schedule per step: 1, or K for a micro-batched plan (plan.ts `microBatch`), whose
+   * tensors hold `microBatch` examples per device. Each device's share of the batch (all of it under
+   * model placement, its half under data placement) is cut into K chunks, chunk j run by micro-step j.
+   */
+  get #microSteps(): number {
+    const micro = this.plan.microBatch;
+    return micro === undefined ? 1 : this.plan.batch / this.#devices / micro;
   }
 
-  /** The outputs of every data-parallel device, concatenated in device order (one device: as is). */
+  /**
+   * Chunk j of each device's share of `data` split over `devices` devices (device d's tensor is
+   * `name@devD`, device 0's `name`): the host arrays are in global example order, device 0's half first.
+   */
+  #chunks<T extends Float32Array | Int32Array>(
+    name: string,
+    data: T,
+    devices: number,
+    j: number,
+  ): { name: string; data: T }[] {
+    const share = data.length / devices;
+    const size = share / this.#microSteps;
+    return Array.from({ length: devices }, (_, d) => ({
+      name: d === 0 ? name : `${name}@dev${d}`,
+      data: data.subarray(d * share + j * size, d * share + (j + 1) * size) as T,
+    }));
+  }
+
+  /** The outputs of every data-parallel device in device order (one device: as is). */
   #outputs(name: string): string[] {
     return Array.from({ length: this.#outputDevices }, (_, d) => (d === 0 ? name : `${name}@dev${d}`));
   }
 
+  /** Per-device outputs of K micro-steps (values[j][d]) back in global example order: d, then j. */
+  #inExampleOrder(values: Float32Array[][]): Float32Array {
+    const devices = values[0]?.length ?? 0;
+    return concat(Array.from({ length: devices }, (_, d) => values.map((v) => v[d])).flat());
+  }
+
+  /** The batch, kept on the host and written chunk by chunk by step(). */
+  #images?: Float32Array;
+  #labels?: Int32Array;
+
   writeBatch(images: Float32Array, labels: Int32Array): void {
-    if (images.length % this.#devices !== 0)
+    const want = this.plan.batch * elementCount(this.#rt.tensors.get(this.plan.inputs[0])!.shape.slice(1));
+    if (images.length !== want)
       throw new DiagnosticError(
         diag(
           "AX4006",
-          { file: "(input)", problem: `${images.length} values do not split over the devices` },
+          {
+            file: "(input)",
+            problem: `\`${this.plan.inputs[0]}\` needs ${want} values, got ${images.length}`,
+          },
           undefined,
         ),
       );
-    this.#writeInputs(this.plan.inputs[0], images);
     const bad = (problem: string) =>
       new DiagnosticError(diag("AX4006", { file: "(labels)", problem }, undefined));
     if (labels.length !== this.plan.batch) throw bad(`needs ${this.plan.batch} labels, got ${labels.length}`);
     const i = labels.findIndex((l) => !(l >= 0 && l < this.plan.classes));
     if (i >= 0) throw bad(`label ${labels[i]} of example ${i} is not a class in [0, ${this.plan.classes})`);
-    const labelled =
-      this.#outputDevices === 1
-        ? [{ name: this.#training.labels, data: labels }]
-        : this.#halves(this.#training.labels, labels);
-    for (const h of labelled) this.#rt.write(this.#rt.tensors.get(h.name)!, h.data);
+    // Copies, so the caller may reuse its arrays; a whole-batch plan writes them now.
+    this.#images = images.slice();
+    this.#labels = labels.slice();
+    if (this.#microSteps === 1) this.#writeChunk(0);
+  }
+
+  #writeChunk(j: number) {
+    for (const c of this.#chunks(this.plan.inputs[0], this.#images!, this.#devices, j))
+      this.#rt.writeInput(c.name, c.data);
+    for (const c of this.#chunks(this.#training.labels, this.#labels!, this.#outputDevices, j))
+      this.#rt.write(this.#rt.tensors.get(c.name)!, c.data);
   }
 
   async step(opts: { lr: number; seed: number; step?: number; timing?: boolean }): Promise<PlacedStepResult> {
     if (!Number.isFinite(opts.lr)) throw internal(`learning rate ${opts.lr} is not finite`);
+    if (!this.#images) throw internal("step() needs writeBatch() first");
     const words = new Uint32Array(4);
     new Float32Array(words.buffer, 0, 1)[0] = opts.lr;
     words[1] = opts.seed >>> 0;
     words[2] = (opts.step ?? this.#stepCount) >>> 0;
     this.#stepCount = (opts.step ?? this.#stepCount) + 1;
-    this.#rt.write(this.#rt.tensors.get(this.#training.uniform)!, words);
     const n = this.#outputDevices;
-    const { values, transfers, kernels } = await this.#rt.run(
-      this.#train,
-      "training step",
-      [...this.#outputs(this.#training.loss), ...this.#outputs(this.plan.logits)],
-      opts.timing ?? false,
-    );
-    // data placement: the batch-mean loss is the mean of the devices' half-batch means
-    const loss = values.slice(0, n).reduce((a, v) => a + v[0], 0) / n;
-    return { loss, logits: concat(values.slice(n)), ...(kernels ? { kernels } : {}), transfers };
+    const k = this.#microSteps;
+    // As on one device (trainer.ts): the update kernels fold each micro-step's gradient into the
+    // momentum and apply the weights after the last; masks hash global examples, so they match.
+    let loss = 0;
+    const logits: Float32Array[][] = [];
+    let kernels: PlacedStepResult["kernels"];
+    const transfers: PlacedStepResult["transfers"] = [];
+    for (let j = 0; j < k; j++) {
+      words[3] = k === 1 ? 0 : ((j > 0 ? 1 : 0) | (j < k - 1 ? 2 : 0) | (j << 2)) >>> 0;
+      this.#rt.write(this.#rt.tensors.get(this.#training.uniform)!, words);
+      if (k > 1) this.#writeChunk(j);
+      const run = await this.#rt.run(
+        this.#train,
+        k === 1 ? "training step" : `training step (micro-step ${j + 1} of ${k})`,
+        [...this.#outputs(this.#training.loss), ...this.#outputs(this.plan.logits)],
+        opts.timing ?? false,
+      );
+      // data placement: the batch-mean loss is the mean of the devices' means
+      loss += run.values.slice(0, n).reduce((a, v) => a + v[0], 0) / n;
+      logits.push(run.values.slice(n));
+      transfers.push(...run.transfers);
+      if (run.kernels) kernels = [...(kernels ?? []), ...run.kernels];
+    }
+    return {
+      loss: loss / k,
+      logits: this.#inExampleOrder(logits),
+      ...(kernels ? { kernels } : {}),
+      transfers,
+    };
   }
 
   async evaluate(images: Float32Array): Promise<Float32Array> {
-    this.#writeInputs(this.#training.evalInputs[this.plan.inputs[0]], images);
-    const { values } = await this.#rt.run(this.#eval, "evaluation", this.#outputs(this.#training.evalLogits));
-    return concat(values);
+    const input = this.#training.evalInputs[this.plan.inputs[0]];
+    const values: Float32Array[][] = [];
+    for (let j = 0; j < this.#microSteps; j++) {
+      for (const c of this.#chunks(input, images, this.#devices, j)) this.#rt.writeInput(c.name, c.data);
+      values.push(
+        (await this.#rt.run(this.#eval, "evaluation", this.#outputs(this.#training.evalLogits))).values,
+      );
+    }
+    return this.#inExampleOrder(values);
   }
 
   async #readByParam(names: string[], tensorOf: (p: string) => string): Promise<Map<string, Float32Array>> {

@@ -134,14 +134,28 @@ describe("lower: limits", () => {
     expect(e.diagnostics[0].help).toMatch(/even one example does not fit/);
   });
 
-  it("refuses to place a plan that would need micro-batching, with a clear error", () => {
-    // batch 256 over two devices: 128 examples of conv1 per device exceed 128 MiB.
+  it("micro-batches placed plans whose per-device activations exceed the limit; hybrid refuses with AX3006", () => {
+    // batch 256 over two devices. Model placement: the 227² input (618,348 B per example, 158 MB)
+    // and conv1's tower slice (48×55×55, 148 MB) are over 128 MiB: micro-batches of 128. Data
+    // placement: 128 examples per device of all 96 conv1 channels (148 MB): micro-batches of 64.
     const { graph } = compileSource(
       readFileSync(new URL("../../models/alexnet.net", import.meta.url), "utf8"),
     );
     const train = { ...opts(256), momentum: 0.9, weightDecay: 5e-4 };
-    for (const placed of [lowerTrainingPlaced, lowerTrainingData, lowerTrainingHybrid])
-      expect(() => placed(graph!, train), placed.name).toThrow(/do not support micro-batching/);
+    for (const [placed, microBatch] of [
+      [lowerTrainingPlaced, 128],
+      [lowerTrainingData, 64],
+    ] as const) {
+      const { plan } = placed(graph!, train);
+      expect(planSchema.safeParse(plan).success, placed.name).toBe(true);
+      expect(plan, placed.name).toMatchObject({ batch: 256, microBatch });
+      for (const t of plan.tensors)
+        expect(t.bytes, `${placed.name} ${t.name}`).toBeLessThanOrEqual(LAVAPIPE_LIMIT);
+      expect(
+        plan.kernels.filter((k) => k.op.startsWith("sgd.update")).every((k) => k.op === "sgd.update.micro"),
+      ).toBe(true);
+    }
+    expect(() => lowerTrainingHybrid(graph!, train)).toThrow(/AX3006.*conv1.*does not micro-batch/);
   });
 
   it("lowers full AlexNet at the paper's batch 128 under 128 MiB by micro-batching (forward and training)", () => {

@@ -4,7 +4,7 @@
 // declare an op's own extra tensors and emit its kernels through the context.
 import type { BackwardStep, TrainingGraph } from "./autodiff.ts";
 import { DiagnosticError, diag } from "./diagnostics.ts";
-import { type Node, type NodeAttrs, type OpKind, elementCount } from "./graph.ts";
+import { type ActivationOp, type Node, type NodeAttrs, type OpKind, elementCount } from "./graph.ts";
 import type { PlanTensor } from "./plan.ts";
 import { activationKernel } from "./wgsl/activation.ts";
 import {
@@ -48,8 +48,10 @@ export interface OpContext {
   /** The node's first input and its per-example shape. */
   x: string;
   inShape: number[];
-  /** The node's output tensor. */
+  /** The node's output tensor (a fused anchor's: its group's output). */
   y: string;
+  /** A conv / dense anchor's fused activation epilogue (fuse.ts), if any. */
+  activation?: ActivationOp;
   id: KernelIdentity;
   shapeOf(value: string): number[];
   /** `<node>.<suffix>` when the node owns that parameter. */
@@ -98,11 +100,12 @@ function forwardGemm(attrs: AttrsOf<"conv"> | AttrsOf<"dense">, c: OpContext) {
         ? convKernel(c.id, {
             ...{ batch: c.batch, input: c.inShape, output: c.node.shape, groups: attrs.groups, tensors },
             ...{ kernel: attrs.kernel, stride: attrs.stride, pad: attrs.pad },
-            ...{ outBase: part.rowBase, outCount: part.rowCount },
+            ...{ outBase: part.rowBase, outCount: part.rowCount, activation: c.activation },
           })
         : denseKernel(c.id, {
             ...{ batch: c.batch, inFeatures: elementCount(c.inShape), outFeatures: c.node.shape[0] },
             ...{ groups: attrs.groups, rowBase: part.rowBase, rowCount: part.rowCount, tensors },
+            activation: c.activation,
           }),
     );
   }

@@ -25,6 +25,7 @@
 import { type BackwardStep, type ForwardMode, type TrainingGraph, differentiate } from "./autodiff.ts";
 import { DiagnosticError, diag } from "./diagnostics.ts";
 import { type Graph, type Node, elementCount } from "./graph.ts";
+import { fusedAt, type Fusion, planFusion } from "./fuse.ts";
 import { type LowerOptions, lower, microBatchFor } from "./lower.ts";
 import {
   type OpContext,
@@ -98,10 +99,13 @@ class TrainLowering {
   readonly batch: number;
   /** The whole batch (micro-steps × micro-batch): what the loss averages over. */
   readonly wholeBatch: number;
+  /** The forward's fusion groups (fuse.ts), as in the inference plan the eval schedule comes from. */
+  readonly fusion: Fusion;
 
   constructor(graph: Graph, opts: TrainLowerOptions, wholeBatch: number) {
     this.graph = graph;
     this.opts = opts;
+    this.fusion = planFusion(graph, { enabled: opts.fuse !== false });
     this.batch = opts.batch;
     this.wholeBatch = wholeBatch;
     this.tg = differentiate(graph, {
@@ -169,13 +173,17 @@ class TrainLowering {
     source: KernelSource | TrainKernelSource,
     phase: "train" | "eval" = "train",
   ) {
-    const name = `k${String(this.kernels.length).padStart(3, "0")}_${what}_${sanitize(layer)}`;
+    // a forward (or eval) kernel of a fused anchor computes its whole group (fuse.ts)
+    const group = (what === "fwd" || what === "eval" ? fusedAt(this.fusion, layer)?.members : undefined) ?? [
+      layer,
+    ];
+    const name = `k${String(this.kernels.length).padStart(3, "0")}_${what}_${group.map(sanitize).join("_")}`;
     this.kernels.push({
       name,
       file: `kernels/${name}.wgsl`,
       layer,
       op: source.op,
-      group: [layer],
+      group,
       device: DEVICE,
       entryPoint: source.entryPoint,
       bindings: source.bindings.map((b, binding) => ({ binding, tensor: b.tensor, access: b.access })),
@@ -340,8 +348,14 @@ class TrainLowering {
 
   forward(node: Node, mode: ForwardMode) {
     if (mode === "view") return this.batched(node.name, node.name, "activation", node.inputs[0]);
-    this.batched(node.name, node.name, "activation");
-    lowerTrainForward(this.context(node));
+    // An absorbed activation was computed by its anchor's kernels, into its own tensor (fuse.ts).
+    if (this.fusion.absorbedInto[node.name]) return;
+    const fused = fusedAt(this.fusion, node.name);
+    const output = fused?.output ?? node.name;
+    this.batched(output, output, "activation");
+    const c = this.context(node);
+    const id = { ...c.id, group: fused?.members ?? [node.name] };
+    lowerTrainForward({ ...c, id, y: output, activation: fused?.epilogue?.op });
   }
 
   loss(node: Node) {

@@ -10,6 +10,7 @@
 // `microBatch`): the kernels are lowered for a divisor of the batch and the runtime runs them per chunk.
 // Buffers are one per plan tensor; the memory planner (arenas, reuse) comes later.
 import { type Code, type Diagnostic, DiagnosticError, diag } from "./diagnostics.ts";
+import { type Fusion, fusedAt, planFusion } from "./fuse.ts";
 import { type Graph, type Node, type Param, elementCount } from "./graph.ts";
 import {
   type CompiledPlan,
@@ -38,6 +39,8 @@ export interface LowerOptions {
   source: string;
   /** e.g. `alexc 0.1.0`, recorded in the plan. */
   compilerVersion: string;
+  /** Fuse element-wise layers into their anchors (compiler/fuse.ts); default true. */
+  fuse?: boolean;
 }
 
 const F32_BYTES = 4;
@@ -72,6 +75,7 @@ function fail(
 class Lowering {
   readonly graph: Graph;
   readonly opts: LowerOptions;
+  readonly fusion: Fusion;
   readonly tensors = new Map<string, PlanTensor>();
   /** Per-example shape of every value (graph input or node output) by name. */
   readonly shapes = new Map<string, number[]>();
@@ -84,6 +88,7 @@ class Lowering {
   constructor(graph: Graph, opts: LowerOptions) {
     this.graph = graph;
     this.opts = opts;
+    this.fusion = planFusion(graph, { enabled: opts.fuse !== false });
   }
 
   run(): CompiledPlan {
@@ -93,9 +98,12 @@ class Lowering {
     for (const input of graph.inputs) this.activation(input.name, input.shape, "input", input.span);
     this.lowerParams();
     const width = Math.max(2, String(graph.nodes.length - 1).length);
-    graph.nodes.forEach((node, index) =>
-      this.lowerNode(node, `k${String(index).padStart(width, "0")}_${sanitize(node.name)}`),
-    );
+    graph.nodes.forEach((node, index) => {
+      // an absorbed layer is computed by its anchor's kernels (fuse.ts)
+      if (this.fusion.absorbedInto[node.name]) return;
+      const group = fusedAt(this.fusion, node.name)?.members ?? [node.name];
+      this.lowerNode(node, `k${String(index).padStart(width, "0")}_${group.map(sanitize).join("_")}`);
+    });
 
     const logits = this.tensors.get(graph.logits);
     if (!logits) throw internal(`the logits \`${graph.logits}\` are not computed by any node`);
@@ -249,7 +257,7 @@ class Lowering {
       file: `kernels/${name}.wgsl`,
       layer: node.name,
       op: source.op,
-      group: [node.name],
+      group: fusedAt(this.fusion, node.name)?.members ?? [node.name],
       device: DEVICE,
       entryPoint: source.entryPoint,
       bindings: source.bindings.map((b, binding) => ({ binding, tensor: b.tensor, access: b.access })),
@@ -263,7 +271,8 @@ class Lowering {
 
   lowerNode(node: Node, name: string) {
     const { attrs } = node;
-    const id = (kernel: string): KernelIdentity => ({ name: kernel, layer: node.name, group: [node.name] });
+    const group = fusedAt(this.fusion, node.name)?.members ?? [node.name];
+    const id = (kernel: string): KernelIdentity => ({ name: kernel, layer: node.name, group });
     const batch = this.opts.batch;
     const input = node.inputs[0];
     const inShape = () => this.shapeOf(input, node);
@@ -280,8 +289,11 @@ class Lowering {
       }
     }
 
-    this.activation(node.name, node.shape, "activation", node.span);
-    const y = node.name;
+    // A fused anchor writes its group's output (the activation's tensor); its own is never stored.
+    const fused = fusedAt(this.fusion, node.name);
+    const y = fused?.output ?? node.name;
+    this.activation(y, node.shape, "activation", node.span);
+    const activation = fused?.epilogue?.op;
     switch (attrs.op) {
       case "conv":
       case "dense": {
@@ -306,6 +318,7 @@ class Lowering {
                   outBase: part.rowBase,
                   outCount: part.rowCount,
                   tensors,
+                  activation,
                 })
               : denseKernel(id(kernel), {
                   batch,
@@ -315,6 +328,7 @@ class Lowering {
                   rowBase: part.rowBase,
                   rowCount: part.rowCount,
                   tensors,
+                  activation,
                 });
           this.emit(node, kernel, source);
         });

@@ -1,5 +1,5 @@
-// Element-wise activations, one invocation per element. Fusion later moves these into the anchor's
-// epilogue; until then each is its own kernel.
+// Element-wise activations, one invocation per element, and the same expressions as a fused epilogue
+// of a conv / dense kernel (compiler/fuse.ts), so fused and unfused plans agree bit for bit.
 import type { ActivationOp } from "../graph.ts";
 import {
   type KernelIdentity,
@@ -21,6 +21,11 @@ export const activationExpr: Record<ActivationOp, string> = {
   // exp(-v) overflows to +inf for v < -88, and 1 / (1 + inf) = 0 is the right limit, so no clamp.
   sigmoid: "1.0 / (1.0 + exp(-v))",
 };
+
+/** The WGSL function a fused kernel applies to each output before storing it (none without one). */
+export function epilogueFunction(op: ActivationOp | undefined): string[] {
+  return op ? [`fn activation(v: f32) -> f32 {\n  return ${activationExpr[op]};\n}`] : [];
+}
 
 export interface ActivationSpec {
   op: ActivationOp;

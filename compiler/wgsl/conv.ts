@@ -18,7 +18,8 @@
 //
 // A kernel may compute only output channels [OC_BASE, OC_BASE + OC_COUNT): how a weight larger than
 // maxStorageBufferBindingSize is split over several kernels (its part holds exactly those rows).
-import type { Padding2D } from "../graph.ts";
+import type { ActivationOp, Padding2D } from "../graph.ts";
+import { epilogueFunction } from "./activation.ts";
 import {
   type KernelIdentity,
   type KernelSource,
@@ -53,6 +54,8 @@ export interface ConvSpec {
   pixelsPerInvocation?: number;
   /** Lanes per workgroup; chosen automatically when absent. */
   workgroupSize?: number;
+  /** A fused activation epilogue (compiler/fuse.ts): y stores activation(acc). */
+  activation?: ActivationOp;
 }
 
 /** Largest block of output channels that never straddles a group or the kernel's channel range. */
@@ -93,11 +96,12 @@ export function convKernel(id: KernelIdentity, spec: ConvSpec): KernelSource {
 
   const split =
     spec.outCount !== co ? `, output channels [${spec.outBase}, ${spec.outBase + spec.outCount})` : "";
-  const head = header(id, "conv", [
+  const head = header(id, spec.activation ? `conv+${spec.activation}` : "conv", [
     `x ${shapeText([batch, ...spec.input])} -> y ${shapeText([batch, ...spec.output])}${split}`,
     `kernel ${kh}x${kw}, stride ${sh}x${sw}, pad top ${pad.top} bottom ${pad.bottom} left ${pad.left} right ${pad.right}, groups ${groups}${hasBias ? ", bias" : ""}`,
     `workgroup = ${ocb} output channel(s) x ${wg} lanes; lane = ${px} consecutive pixels of one output row; w holds rows [OC_BASE, OC_BASE + OC_COUNT)`,
     `each output: bias (or 0), then fma over c, ky, kx ascending (fixed order, deterministic)`,
+    ...(spec.activation ? [`fused epilogue: y = ${spec.activation}(conv)`] : []),
   ]);
 
   const shape = consts({
@@ -150,7 +154,8 @@ export function convKernel(id: KernelIdentity, spec: ConvSpec): KernelSource {
   const tail = ow % px; // pixels p ≥ tail of the last block of a row are past OW
   const store = each(ocb, (j) =>
     each(px, (p) => {
-      const st = `y[y_row + ${j * oh * ow + p}u] = a${j}_${p};`;
+      const v = spec.activation ? `activation(a${j}_${p})` : `a${j}_${p}`;
+      const st = `y[y_row + ${j * oh * ow + p}u] = ${v};`;
       return tail !== 0 && p >= tail ? `if (ox0 + ${p}u < OW) { ${st} }` : st;
     }),
   );
@@ -192,8 +197,8 @@ ${indent(store, 2)}
 
   const cigk = cig * kh * kw;
   return {
-    op: "conv",
-    wgsl: sections(head, shape, declareBindings(bindings), main),
+    op: spec.activation ? `conv+${spec.activation}` : "conv",
+    wgsl: sections(head, shape, declareBindings(bindings), ...epilogueFunction(spec.activation), main),
     entryPoint: "main",
     bindings,
     workgroupSize: [wg, 1, 1],

@@ -8,6 +8,8 @@
 //
 // A kernel computes rows [ROW_BASE, ROW_BASE + ROWS) and reads `w` as exactly those rows: the part of
 // a weight that was split because it exceeds maxStorageBufferBindingSize.
+import type { ActivationOp } from "../graph.ts";
+import { epilogueFunction } from "./activation.ts";
 import {
   type KernelIdentity,
   type KernelSource,
@@ -30,6 +32,8 @@ export interface DenseSpec {
   rowBase: number;
   rowCount: number;
   tensors: { x: string; w: string; b?: string; y: string };
+  /** A fused activation epilogue (compiler/fuse.ts): y stores activation(sum). */
+  activation?: ActivationOp;
 }
 
 /** Batch rows kept in registers: the largest of 8, 4, 2, 1 that divides the batch. */
@@ -50,9 +54,10 @@ export function denseKernel(id: KernelIdentity, spec: DenseSpec): KernelSource {
     { name: "y", tensor: spec.tensors.y, access: "read_write" as const },
   ];
   const split = rowCount !== outFeatures ? `, output rows [${rowBase}, ${rowBase + rowCount})` : "";
-  const head = header(id, "dense", [
+  const head = header(id, spec.activation ? `dense+${spec.activation}` : "dense", [
     `x ${shapeText([batch, inFeatures])} -> y ${shapeText([batch, outFeatures])}${split}, groups ${groups}${hasBias ? ", bias" : ""}`,
     `one workgroup = one output row for all examples, ${nb} example(s) per pass; w holds rows [ROW_BASE, ROW_BASE + ROWS)`,
+    ...(spec.activation ? [`fused epilogue: y = ${spec.activation}(dense)`] : []),
   ]);
   const shape = consts({
     N: u32(batch),
@@ -91,15 +96,15 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     if (lid < NB) {
       var sum = ${hasBias ? "b[o]" : "0.0"};
       for (var t = 0u; t < WG; t++) { sum += partial[lid * WG + t]; }
-      y[(n0 + lid) * OUT + o] = sum;
+      y[(n0 + lid) * OUT + o] = ${spec.activation ? "activation(sum)" : "sum"};
     }
     workgroupBarrier();  // partial is reused by the next batch block
   }
 }
 `;
   return {
-    op: "dense",
-    wgsl: sections(head, shape, declareBindings(bindings), main),
+    op: spec.activation ? `dense+${spec.activation}` : "dense",
+    wgsl: sections(head, shape, declareBindings(bindings), ...epilogueFunction(spec.activation), main),
     entryPoint: "main",
     bindings,
     workgroupSize: [WORKGROUP, 1, 1],

@@ -217,7 +217,7 @@ export function tinyNetworkCase(batch = 3): GradCase {
     name: "tiny two-tower network",
     graph,
     batch,
-    op: "conv1",
+    op: "relu1", // written by the fused conv1+relu1 kernel (conv1 itself is never stored)
     opInput: "image",
     inputs: new Map([["image", random(batch * elementCount(graph.inputs[0].shape), 77, -1, 1)]]),
     params: testParams(graph, 5),

@@ -17,6 +17,9 @@ commands:
   info FILE --placement model|data|hybrid|all [--batch N]
                                  per device of two: FLOPs, parameter and activation bytes, transfers
                                  per training step (default batch: the recipe's)
+  info FILE --memory [--batch N] [--placement model|data|hybrid] [--device-memory BYTES]
+                                 per device: the training plan's memory peak, the no-reuse total and
+                                 the liveness lower bound, arenas and in-place tensors
   devices                        the WebGPU adapters: limits and features alexc uses
   compile FILE --dump-ir         print the checked graph, one binding per line
   compile FILE -o DIR            write the plans and runners (no GPU needed): DIR/plan.json + kernels/
@@ -29,7 +32,11 @@ commands:
 options:
   --format text|json             output format for diagnostics, info and check (default text)
   --batch N                      batch size for compile/run (default: the input's, else 1)
-  --max-binding-bytes N          compile: the device's maxStorageBufferBindingSize (default 134217728)
+  --max-binding-bytes N          compile, info --memory: the device's maxStorageBufferBindingSize
+                                 (default 134217728)
+  --max-buffer-bytes N           info --memory: the device's maxBufferSize, the largest arena (default 2GiB)
+  --device-memory BYTES          info --memory: the memory budget per device (e.g. 8GiB); a plan that
+                                 needs more fails with AX3007
   -h, --help                     this help
   -v, --version                  the version
 `;
@@ -44,6 +51,9 @@ const options = {
   init: { type: "string" },
   input: { type: "string" },
   "max-binding-bytes": { type: "string" },
+  memory: { type: "boolean" },
+  "max-buffer-bytes": { type: "string" },
+  "device-memory": { type: "string" },
   help: { type: "boolean", short: "h" },
   version: { type: "boolean", short: "v" },
 } satisfies ParseArgsConfig["options"];

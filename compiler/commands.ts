@@ -96,6 +96,7 @@ const check: Command = async (ctx) => {
 };
 
 const info: Command = async (ctx) => {
+  if (ctx.values.memory) return memoryInfo(ctx);
   if (ctx.values.placement !== undefined) return placementInfo(ctx);
   const table = networkInfo(ctx.front.graph!);
   ctx.out(ctx.format === "json" ? JSON.stringify(table, null, 2) : formatInfo(table));
@@ -119,6 +120,41 @@ async function placementInfo(ctx: CommandContext): Promise<number> {
   if (!strategy) throw new UsageError(`--placement must be model, data, hybrid or all, got \`${which}\``);
   const p = placeNetwork(ctx.front.graph!, strategy, { batch });
   ctx.out(ctx.format === "json" ? JSON.stringify(p, null, 2) : formatPlacement(p));
+  return 0;
+}
+
+/** The arenas of `info --memory` by default: 2 GiB, within what desktop adapters and lavapipe (4 GiB) allow. */
+const DEFAULT_MAX_BUFFER = 2_147_483_648;
+
+/** `8589934592`, `8GiB`, `512MiB` → bytes. */
+function bytesOption(value: string | boolean | undefined, name: string): number | undefined {
+  if (value === undefined) return undefined;
+  const m = typeof value === "string" ? /^(\d+)\s*(KiB|MiB|GiB)?$/.exec(value) : null;
+  const n = m ? Number(m[1]) * 2 ** (10 * ["", "KiB", "MiB", "GiB"].indexOf(m[2] ?? "")) : NaN;
+  if (!Number.isSafeInteger(n) || n < 1)
+    throw new UsageError(`--${name} must be a number of bytes (or N KiB, MiB, GiB), got \`${value}\``);
+  return n;
+}
+
+/** `info --memory`: per device, the training plan's memory (compiler/memory.ts). */
+async function memoryInfo(ctx: CommandContext): Promise<number> {
+  const { formatMemory, memoryReport, trainingPlanFor } = await import("./memory-report.ts");
+  const placement = ctx.values.placement;
+  if (placement !== undefined && placement !== "model" && placement !== "data" && placement !== "hybrid")
+    throw new UsageError(`--memory takes --placement model, data or hybrid, got \`${placement}\``);
+  const batch = intOption(ctx.values.batch, "batch") ?? ctx.front.recipe!.batch;
+  const maxBindingBytes =
+    intOption(ctx.values["max-binding-bytes"], "max-binding-bytes") ?? DEFAULT_MAX_BINDING;
+  const maxBufferBytes =
+    bytesOption(ctx.values["max-buffer-bytes"], "max-buffer-bytes") ??
+    Math.max(DEFAULT_MAX_BUFFER, maxBindingBytes);
+  const deviceMemoryBytes = bytesOption(ctx.values["device-memory"], "device-memory");
+  const plan = trainingPlanFor(ctx.front.graph!, ctx.front.recipe!, {
+    ...{ batch, placement, maxBindingBytes },
+    ...{ source: ctx.file, version: VERSION },
+  });
+  const report = memoryReport(plan, { maxBindingBytes, maxBufferBytes, deviceMemoryBytes });
+  ctx.out(ctx.format === "json" ? JSON.stringify(report, null, 2) : formatMemory(report));
   return 0;
 }
 

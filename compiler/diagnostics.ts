@@ -86,6 +86,10 @@ export const catalogue = {
     template:
       "placement `{strategy}` at batch {batch} needs {bytes} bytes per device for `{tensor}`, over the device's binding limit, and `{strategy}` placement does not micro-batch",
   },
+  AX3007: {
+    severity: "error",
+    template: "the plan needs {peak} of memory on {device} but the budget is {budget}",
+  },
 
   // ---- AX4: code generation and runtime ----
   AX4001: { severity: "error", template: "WebGPU rejected kernel `{kernel}` of layer `{layer}`: {message}" },

@@ -22,6 +22,7 @@ commands:
                                  the liveness lower bound, arenas and in-place tensors
   devices                        the WebGPU adapters: limits and features alexc uses
   compile FILE --dump-ir         print the checked graph, one binding per line
+  compile FILE --explain-fusion  the fused kernel groups and why each one ends
   compile FILE -o DIR            write the plans and runners (no GPU needed): DIR/plan.json + kernels/
                                  (inference), DIR/train/ (training plan), graph.json, train.ts, infer.ts
   run FILE --input X.safetensors -o Y.safetensors [--weights W.safetensors | --init SEED]
@@ -45,6 +46,7 @@ const options = {
   format: { type: "string" },
   output: { type: "string", short: "o" },
   "dump-ir": { type: "boolean" },
+  "explain-fusion": { type: "boolean" },
   placement: { type: "string" },
   batch: { type: "string" },
   weights: { type: "string" },

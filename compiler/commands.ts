@@ -7,11 +7,12 @@ import { format } from "prettier";
 import { UsageError, VERSION, type CommandContext } from "./command-context.ts";
 import { diag, DiagnosticError, type Diagnostic } from "./diagnostics.ts";
 import { dumpGraph } from "./dump.ts";
+import { explainFusion, planFusion } from "./fuse.ts";
 import type { Graph } from "./graph.ts";
 import { formatInfo, networkInfo } from "./info.ts";
 import { lower } from "./lower.ts";
 import { lowerTraining } from "./lower-train.ts";
-import type { CompiledPlan } from "./plan.ts";
+import type { CompiledPlan, Plan } from "./plan.ts";
 import { inferRunnerSource } from "./emit/infer-runner.ts";
 import { trainRunnerSource, type RunnerContext } from "./emit/train-runner.ts";
 import { exportOnnx } from "./onnx.ts";
@@ -99,9 +100,49 @@ const info: Command = async (ctx) => {
   if (ctx.values.memory) return memoryInfo(ctx);
   if (ctx.values.placement !== undefined) return placementInfo(ctx);
   const table = networkInfo(ctx.front.graph!);
-  ctx.out(ctx.format === "json" ? JSON.stringify(table, null, 2) : formatInfo(table));
+  const dispatches = dispatchCounts(ctx);
+  if (ctx.format === "json") ctx.out(JSON.stringify({ ...table, dispatches }, null, 2));
+  else {
+    const { training: t, forward: f } = dispatches;
+    ctx.out(
+      `${formatInfo(table)}\n` +
+        `kernel dispatches per training step (batch ${t.batch}${t.microSteps > 1 ? `, ${t.microSteps} micro-steps` : ""}): ` +
+        `${t.unfused} unfused, ${t.fused} fused; forward at batch ${f.batch}: ${f.unfused} unfused, ${f.fused} fused ` +
+        `(alexc compile --explain-fusion lists the groups)`,
+    );
+  }
   return 0;
 };
+
+/** Kernel dispatches per training step and per forward run, without and with fusion (fuse.ts). */
+function dispatchCounts(ctx: CommandContext) {
+  const graph = ctx.front.graph!;
+  const recipe = ctx.front.recipe!;
+  const common = { maxBindingBytes: DEFAULT_MAX_BINDING, source: ctx.file, compilerVersion: VERSION };
+  const count = (plan: Plan) =>
+    (plan.schedule.filter((s) => s.kind === "dispatch").length * plan.batch) /
+    (plan.microBatch ?? plan.batch);
+  const train = (fuse: boolean) =>
+    lowerTraining(graph, {
+      ...common,
+      fuse,
+      batch: recipe.batch,
+      momentum: recipe.momentum,
+      weightDecay: recipe.weightDecay,
+      activeDropout: recipe.dropout,
+    }).plan;
+  const [fusedTrain, unfusedTrain] = [train(true), train(false)];
+  const forward = (fuse: boolean) => lower(graph, { ...common, fuse, batch: 1 }).plan;
+  return {
+    training: {
+      batch: recipe.batch,
+      microSteps: recipe.batch / (fusedTrain.microBatch ?? recipe.batch),
+      unfused: count(unfusedTrain),
+      fused: count(fusedTrain),
+    },
+    forward: { batch: 1, unfused: count(forward(false)), fused: count(forward(true)) },
+  };
+}
 
 /** `info --placement`: one strategy's per-device figures, or all three side by side. */
 async function placementInfo(ctx: CommandContext): Promise<number> {
@@ -170,9 +211,11 @@ const compile: Command = async (ctx) => {
   const graph = ctx.front.graph!;
   const recipe = ctx.front.recipe!;
   if (ctx.values["dump-ir"]) ctx.out(dumpGraph(graph));
+  if (ctx.values["explain-fusion"]) ctx.out(explainFusion(planFusion(graph)));
   const dir = ctx.values.output;
   if (typeof dir !== "string") {
-    if (!ctx.values["dump-ir"]) throw new UsageError("compile needs -o DIR (or --dump-ir)");
+    if (!ctx.values["dump-ir"] && !ctx.values["explain-fusion"])
+      throw new UsageError("compile needs -o DIR (or --dump-ir, --explain-fusion)");
     return 0;
   }
   const maxBindingBytes =

@@ -60,7 +60,7 @@ export function planFusion(graph: Graph, opts: { enabled?: boolean } = {}): Fusi
       continue;
     }
     if (!ANCHORS.has(n.attrs.op)) {
-      alone(n, `${n.attrs.op} is not an anchor (only conv and dense absorb element-wise layers)`);
+      alone(n, aloneReason(n));
       continue;
     }
     const next = consumers.get(n.name) ?? [];
@@ -91,12 +91,25 @@ export function planFusion(graph: Graph, opts: { enabled?: boolean } = {}): Fusi
     boundaries.push({
       after: only.name,
       reason:
-        after.length === 1
-          ? `the next layer, ${after[0].name} (${after[0].attrs.op}), is not element-wise`
-          : `its output feeds ${after.length} layers`,
+        after.length !== 1
+          ? `its output feeds ${after.length} layers`
+          : after[0].attrs.op === "dropout"
+            ? `the next layer, ${after[0].name} (dropout), is not an epilogue yet: its mask kernel runs on its own`
+            : `the next layer, ${after[0].name} (${after[0].attrs.op}), is not element-wise`,
     });
   }
   return { groups, boundaries, absorbedInto };
+}
+
+function aloneReason(n: Node): string {
+  switch (n.attrs.op) {
+    case "softmax_cross_entropy":
+      return "softmax and cross-entropy are already one kernel (and one node)";
+    case "dropout":
+      return "dropout is its own kernel (a mask from the step's seed; an identity at inference)";
+    default:
+      return `${n.attrs.op} is not an anchor (only conv and dense absorb element-wise layers)`;
+  }
 }
 
 /** The group whose anchor is `node`, if `node` anchors a fused group (more than one member). */

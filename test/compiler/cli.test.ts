@@ -59,6 +59,24 @@ describe("alexc CLI", () => {
     expect(json.totals.params).toBe(60_965_224);
   });
 
+  it("info reports kernel dispatches per training step before and after fusion", async () => {
+    const { out } = await alexc("info", alexnet);
+    // 84 → 77 kernels per run of the training schedule, run twice per step (micro-batches of 64)
+    expect(out).toContain(
+      "kernel dispatches per training step (batch 128, 2 micro-steps): 168 unfused, 154 fused; forward at batch 1: 21 unfused, 14 fused",
+    );
+    const json = JSON.parse((await alexc("info", alexnet, "--format", "json")).out);
+    expect(json.dispatches.training).toEqual({ batch: 128, microSteps: 2, unfused: 168, fused: 154 });
+  });
+
+  it("compile --explain-fusion lists each group and why it ends", async () => {
+    const { code, out } = await alexc("compile", alexnet, "--explain-fusion");
+    expect(code).toBe(0);
+    expect(out.split("\n")[0]).toBe("16 groups for 23 layers (7 fused)");
+    expect(out).toMatch(/^fc6\+relu6 +fc6 with relu epilogue; ends: the next layer, drop6 \(dropout\)/m);
+    expect(out).toMatch(/^fc8 +alone; ends: its output is the logits/m);
+  });
+
   it("compile --dump-ir prints one binding per line with shape and tower", async () => {
     const { code, out } = await alexc("compile", alexnet, "--dump-ir");
     expect(code).toBe(0);

@@ -2,6 +2,7 @@
 // it as DIR/plan.json next to DIR/kernels/*.wgsl; the runtime validates it with this same schema.
 // Bump PLAN_VERSION on any incompatible change.
 import { z } from "zod";
+import { memoryPlanSchema } from "./memory.ts";
 
 export const PLAN_VERSION = 1;
 
@@ -194,6 +195,11 @@ export const planSchema = z
      * Present for plans placed over several devices (compiler/lower-placed.ts): the strategy, and for
      * every node of the placed graph the source layer it computes a slice of and its device.
      */
+    /**
+     * Where each tensor lives (compiler/memory.ts, attached by compiler/memory-bind.ts): per device,
+     * arenas and an aligned offset per root tensor. Absent: the runtime gives every tensor a buffer.
+     */
+    memory: memoryPlanSchema.optional(),
     placement: z
       .object({
         strategy: z.enum(["model", "data", "hybrid"]),

@@ -34,6 +34,8 @@ export interface OpenDevice {
   device: GPUDevice;
   /** maxStorageBufferBindingSize: pass it to lower() as maxBindingBytes. */
   maxBindingBytes: number;
+  /** maxBufferSize: the largest buffer (a memory plan's arena) the device creates. */
+  maxBufferBytes: number;
   /** The device was created with `timestamp-query`, so per-kernel timing is available. */
   timestamps: boolean;
   /** Resolves with AX4003 when the device is lost for any reason other than closeDevices(). */
@@ -184,6 +186,7 @@ async function openOne(
     adapter,
     device,
     maxBindingBytes: device.limits.maxStorageBufferBindingSize,
+    maxBufferBytes: device.limits.maxBufferSize,
     timestamps,
     lost: new Promise<DiagnosticError>(() => {}),
     errors: [],

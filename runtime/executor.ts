@@ -87,7 +87,14 @@ export async function createExecutor(
   // rejections unobserved, and free what was allocated before reporting it.
   try {
     const [steps] = await Promise.all([
-      Promise.all(kernels.map((k) => buildKernelStep(dev, k, wgsl[k.name], (t) => buffers.get(rootOf(t))))),
+      Promise.all(
+        kernels.map((k) =>
+          buildKernelStep(dev, k, wgsl[k.name], (t) => {
+            const buffer = buffers.get(rootOf(t));
+            return buffer && { buffer };
+          }),
+        ),
+      ),
       Promise.all(allocations),
     ]);
     return new Executor(dev, plan, steps, buffers, opts);

@@ -15,13 +15,14 @@ export const messageOf = (e: unknown): string => (e instanceof Error ? e.message
 
 /**
  * Compiles `kernel` on `dev` and binds its tensors. `bufferFor` resolves a binding's tensor to the
- * buffer holding it on this device (aliases to their root), or undefined when it is not there.
+ * buffer (or buffer range, for an arena) holding it on this device (aliases to their root), or
+ * undefined when it is not there.
  */
 export async function buildKernelStep(
   dev: OpenDevice,
   kernel: PlanKernel,
   code: string | undefined,
-  bufferFor: (tensor: string) => GPUBuffer | undefined,
+  bufferFor: (tensor: string) => GPUBufferBinding | undefined,
 ): Promise<KernelStep> {
   const { device } = dev;
   const reject = (message: string) =>
@@ -52,9 +53,9 @@ export async function buildKernelStep(
 
   device.pushErrorScope("validation");
   const entries: GPUBindGroupEntry[] = kernel.bindings.map((b) => {
-    const buffer = bufferFor(b.tensor);
-    if (!buffer) throw reject(`binding ${b.binding}: tensor \`${b.tensor}\` is not on ${dev.label}`);
-    return { binding: b.binding, resource: { buffer } };
+    const resource = bufferFor(b.tensor);
+    if (!resource) throw reject(`binding ${b.binding}: tensor \`${b.tensor}\` is not on ${dev.label}`);
+    return { binding: b.binding, resource };
   });
   const bindGroup = device.createBindGroup({
     label: kernel.name,

@@ -178,7 +178,8 @@ class PlacedRuntime {
     // transfer steps, never through a foreign buffer.
     const step = await buildKernelStep(this.dev(kernel.device), kernel, code, (tensor) => {
       const root = this.tensors.get(tensor)?.aliasOf ?? tensor;
-      return this.tensors.get(root)?.device === kernel.device ? this.buffers.get(root) : undefined;
+      const buffer = this.tensors.get(root)?.device === kernel.device ? this.buffers.get(root) : undefined;
+      return buffer && { buffer };
     });
     return { kind: "dispatch", ...step };
   }

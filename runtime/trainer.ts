@@ -26,6 +26,7 @@ import type {
 } from "../compiler/plan.ts";
 import type { OpenDevice } from "./devices.ts";
 import { buildKernelStep, messageOf, type KernelStep } from "./pipeline.ts";
+import { type TensorMemory, allocateTensors, rangeOf } from "./arenas.ts";
 
 export interface StepResult {
   /** The batch-mean loss of this step's forward pass (before the update). */
@@ -48,7 +49,17 @@ export interface Trainer {
   readVelocities(): Promise<Map<string, Float32Array>>;
   readGradients(): Promise<Map<string, Float32Array>>;
   readTensor(name: string): Promise<Float32Array>;
+  /**
+   * The first layer (activations in forward order, then gradients backwards) holding a NaN/Inf after
+   * the last step. Undefined when none does — or when the plan shares memory between tensors (a
+   * memory plan), whose temporaries the step overwrote: see `sharesMemory`.
+   */
   findNonFinite(): Promise<{ layer: string; kind: "activation" | "gradient" } | undefined>;
+  /** Whether tensors share memory (a memory plan): then only parameters, optimizer state and the
+   * step's inputs and outputs are readable after a step. */
+  readonly sharesMemory?: boolean;
+  /** Bytes of device memory the trainer's tensors take. */
+  readonly allocatedBytes?: number;
   destroy(): void;
 }
 
@@ -81,22 +92,15 @@ export async function createTrainer(dev: OpenDevice, compiled: CompiledPlan): Pr
   if (plan.mode !== "train" || !training)
     throw internal('createTrainer needs a plan from lowerTraining (mode "train")');
   const { device } = dev;
-  const buffers = new Map<string, GPUBuffer>();
   device.pushErrorScope("out-of-memory");
-  for (const t of plan.tensors) {
-    if (t.device !== dev.index || t.aliasOf) continue;
-    const usage =
-      t.role === "uniform"
-        ? GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST | GPUBufferUsage.COPY_SRC
-        : GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST | GPUBufferUsage.COPY_SRC;
-    buffers.set(t.name, device.createBuffer({ label: t.name, size: align4(t.bytes), usage }));
-  }
+  // One buffer per tensor, or the memory plan's arenas (runtime/arenas.ts)
+  const memory = allocateTensors(dev, plan);
   const oom = device.popErrorScope();
   const kernels = new Map(plan.kernels.map((k) => [k.name, k]));
   const rootOf = (name: string) => plan.tensors.find((t) => t.name === name)?.aliasOf ?? name;
   try {
     const built = await Promise.all(
-      plan.kernels.map((k) => buildKernelStep(dev, k, wgsl[k.name], (t) => buffers.get(rootOf(t)))),
+      plan.kernels.map((k) => buildKernelStep(dev, k, wgsl[k.name], (t) => memory.ranges.get(rootOf(t)))),
     );
     if (await oom)
       throw new DiagnosticError(
@@ -114,9 +118,9 @@ export async function createTrainer(dev: OpenDevice, compiled: CompiledPlan): Pr
         throw internal("createTrainer runs one device: a placed plan needs createPlacedTrainer");
       if (!kernels.has(s.kernel)) throw internal("a schedule names a kernel the plan does not have");
     }
-    return new PlanTrainer(dev, plan, training, buffers, pick(plan.schedule), pick(training.evalSchedule));
+    return new PlanTrainer(dev, plan, training, memory, pick(plan.schedule), pick(training.evalSchedule));
   } catch (e) {
-    for (const b of buffers.values()) b.destroy();
+    for (const b of memory.buffers) b.destroy();
     throw e;
   }
 }
@@ -125,7 +129,7 @@ class PlanTrainer implements Trainer {
   readonly plan: Plan;
   readonly #dev: OpenDevice;
   readonly #training: PlanTraining;
-  readonly #buffers: Map<string, GPUBuffer>;
+  readonly #memory: TensorMemory;
   readonly #tensors: Map<string, PlanTensor>;
   readonly #train: Step[];
   readonly #eval: Step[];
@@ -138,14 +142,14 @@ class PlanTrainer implements Trainer {
     dev: OpenDevice,
     plan: Plan,
     training: PlanTraining,
-    buffers: Map<string, GPUBuffer>,
+    memory: TensorMemory,
     train: Step[],
     evalSteps: Step[],
   ) {
     this.#dev = dev;
     this.plan = plan;
     this.#training = training;
-    this.#buffers = buffers;
+    this.#memory = memory;
     this.#tensors = new Map(plan.tensors.map((t) => [t.name, t]));
     this.#train = train;
     this.#eval = evalSteps;
@@ -232,9 +236,15 @@ class PlanTrainer implements Trainer {
   }
 
   #write(t: PlanTensor, data: Float32Array | Int32Array | Uint32Array) {
-    const buffer = this.#buffers.get(t.aliasOf ?? t.name);
-    if (!buffer) throw internal(`tensor \`${t.name}\` has no buffer on ${this.#dev.label}`);
-    this.#dev.device.queue.writeBuffer(buffer, 0, data.buffer, data.byteOffset, data.byteLength);
+    const range = rangeOf(this.#memory, t);
+    if (!range) throw internal(`tensor \`${t.name}\` has no buffer on ${this.#dev.label}`);
+    this.#dev.device.queue.writeBuffer(
+      range.buffer,
+      range.offset,
+      data.buffer,
+      data.byteOffset,
+      data.byteLength,
+    );
   }
 
   async step(opts: { lr: number; seed: number; step?: number; timing?: boolean }): Promise<StepResult> {
@@ -424,7 +434,18 @@ class PlanTrainer implements Trainer {
     return this.#readByParam(Object.keys(this.#training.gradients), (p) => this.#training.gradients[p]);
   }
 
+  get sharesMemory(): boolean {
+    return this.#memory.shared;
+  }
+
+  get allocatedBytes(): number {
+    return this.#memory.allocatedBytes;
+  }
+
   async findNonFinite(): Promise<{ layer: string; kind: "activation" | "gradient" } | undefined> {
+    // With shared memory the activations and gradients were overwritten by later kernels: scanning
+    // them would blame the wrong layer, so say nothing rather than something wrong.
+    if (this.#memory.shared) return undefined;
     const finite = (a: Float32Array) => a.every(Number.isFinite);
     const { layers } = this.#training;
     // Activations in forward order, then gradients in backward (reverse) order: the first place a
@@ -443,8 +464,8 @@ class PlanTrainer implements Trainer {
   }
 
   destroy(): void {
-    for (const b of this.#buffers.values()) b.destroy();
-    this.#buffers.clear();
+    for (const b of this.#memory.buffers) b.destroy();
+    this.#memory.buffers.length = 0;
   }
 
   /** Copies a whole buffer to a fresh staging buffer; the function maps it and returns the bytes. */
@@ -463,7 +484,7 @@ class PlanTrainer implements Trainer {
   }
 
   #encodeReadback(encoder: GPUCommandEncoder, t: PlanTensor): () => Promise<Float32Array> {
-    const source = this.#buffers.get(t.aliasOf ?? t.name);
+    const source = rangeOf(this.#memory, t);
     if (!source) throw internal(`tensor \`${t.name}\` has no buffer on ${this.#dev.label}`);
     const size = align4(t.bytes);
     const staging = this.#dev.device.createBuffer({
@@ -471,7 +492,7 @@ class PlanTrainer implements Trainer {
       size,
       usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
     });
-    encoder.copyBufferToBuffer(source, 0, staging, 0, size);
+    encoder.copyBufferToBuffer(source.buffer, source.offset, staging, 0, size);
     return async () => {
       await staging.mapAsync(GPUMapMode.READ);
       const bytes = staging.getMappedRange().slice(0, t.bytes);

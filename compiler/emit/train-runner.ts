@@ -53,6 +53,7 @@ import { Rng, RngStreams } from "${root}/runtime/train/rng.ts";
 import { createSchedule } from "${root}/runtime/train/schedule.ts";
 import { createPlacedTrainer } from "${root}/runtime/placed.ts";
 import { createTrainer, type Trainer } from "${root}/runtime/trainer.ts";
+import { withMemoryPlan } from "${root}/compiler/memory-bind.ts";
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 
@@ -87,6 +88,9 @@ usage: ${ctx.runCommand} [options]
   --checkpoint-every N   also checkpoint every N steps within an epoch (default: at the end of each epoch)
   --limit N              train on the first N training examples only (quick trials)
   --max-steps N          stop after N steps in all (quick trials)
+  --reuse-memory         one device: tensors whose lifetimes do not overlap share device memory (the
+                         compiler's memory plan: the liveness peak instead of the sum of all tensors);
+                         a NaN then names no layer
   -h, --help             this help
 \`;
 
@@ -104,6 +108,7 @@ interface Options {
   checkpointEvery: number;
   limit: number;
   maxSteps: number;
+  reuseMemory: boolean;
 }
 
 class UsageError extends Error {}
@@ -125,6 +130,7 @@ function parseOptions(argv: string[]): Options | undefined {
       "checkpoint-every": { type: "string" },
       limit: { type: "string" },
       "max-steps": { type: "string" },
+      "reuse-memory": { type: "boolean" },
       help: { type: "boolean", short: "h" },
     },
   });
@@ -154,6 +160,7 @@ function parseOptions(argv: string[]): Options | undefined {
     checkpointEvery: int("checkpoint-every", values["checkpoint-every"], 0, 0),
     limit: int("limit", values.limit, 0, 0),
     maxSteps: int("max-steps", values["max-steps"], 0, 0),
+    reuseMemory: values["reuse-memory"] ?? false,
   };
 }
 
@@ -236,7 +243,16 @@ async function train(opt: Options): Promise<number> {
     const maxBindingBytes = Math.min(...devices.map((d) => d.maxBindingBytes));
     const compiled = loadPlan(graph, opt, maxBindingBytes);
     const planHash = createHash("sha256").update(JSON.stringify(compiled.plan)).digest("hex").slice(0, 16);
-    const trainer = devices.length > 1 ? await createPlacedTrainer(devices, compiled) : await createTrainer(devices[0], compiled);
+    // The memory plan changes where tensors live, not what is computed: the plan hash (checkpoints) is the same.
+    const trainer =
+      devices.length > 1
+        ? await createPlacedTrainer(devices, compiled)
+        : await createTrainer(
+            devices[0],
+            opt.reuseMemory ? withMemoryPlan(compiled, { maxBindingBytes, maxBufferBytes: devices[0].maxBufferBytes }) : compiled,
+          );
+    if (opt.reuseMemory && devices.length > 1) console.error("note: --reuse-memory applies to one device; two devices give every tensor its buffer");
+    if (trainer.allocatedBytes) console.error(\`device memory for the plan's tensors: \${(trainer.allocatedBytes / 2 ** 20).toFixed(1)} MiB\${trainer.sharesMemory ? " (memory plan)" : ""}\`);
     console.error(\`training on \${devices.map((d) => d.label).join(" and ")}\${devices.length > 1 ? \` (placement: \${opt.placement})\` : ""}\`);
     const schedule = createSchedule({ ...RECIPE.schedule, lr0: opt.lr });
     let rng = new RngStreams(opt.seed);
@@ -303,6 +319,7 @@ async function train(opt: Options): Promise<number> {
           const what = where ? \`the \${where.kind === "activation" ? "activations" : "gradients"} of layer \\\`\${where.layer}\\\`\` : "the loss";
           console.error(\`\\nerror: training stopped at epoch \${epoch + 1}, step \${stepInEpoch + 1}: \${what} became NaN or infinite (loss \${loss}).\`);
           console.error(\`help: lower the learning rate (--lr), check the initialisation; the last good checkpoint in \${opt.checkpointDir} is untouched\`);
+          if (trainer.sharesMemory) console.error("note: with --reuse-memory the layer cannot be named; rerun without it to find it");
           return 3;
         }
         globalStep++;

@@ -4,6 +4,7 @@
 // declare an op's own extra tensors and emit its kernels through the context.
 import type { BackwardStep, TrainingGraph } from "./autodiff.ts";
 import { DiagnosticError, diag } from "./diagnostics.ts";
+import type { GradEpilogue } from "./wgsl/backward/util.ts";
 import { type ActivationOp, type Node, type NodeAttrs, type OpKind, elementCount } from "./graph.ts";
 import type { PlanTensor } from "./plan.ts";
 import { activationKernel } from "./wgsl/activation.ts";
@@ -52,6 +53,8 @@ export interface OpContext {
   y: string;
   /** A conv / dense anchor's fused activation epilogue (fuse.ts), if any. */
   activation?: ActivationOp;
+  /** Backward: the activation derivative the dx kernel applies as it stores (lower-train.ts gradFolds). */
+  gradFold?: GradEpilogue;
   id: KernelIdentity;
   shapeOf(value: string): number[];
   /** `<node>.<suffix>` when the node owns that parameter. */
@@ -190,6 +193,7 @@ function backwardGemm(attrs: AttrsOf<"conv"> | AttrsOf<"dense">, c: OpContext, t
   const weight = c.param("weight")!;
   const gradParts = c.partNames(weight, `grad:${weight}`);
   const trainsWeight = step.dparams.some((d) => d.param === weight);
+  const last = c.parts(weight).length - 1;
   c.parts(weight).forEach((part, j) => {
     if (attrs.op === "conv") {
       const spec = {
@@ -198,7 +202,8 @@ function backwardGemm(attrs: AttrsOf<"conv"> | AttrsOf<"dense">, c: OpContext, t
         ...{ outBase: part.rowBase, outCount: part.rowCount },
       };
       const tensors = { dy, w: part.tensor, dx: dx! };
-      if (dx) c.emit("dgrad", convDataGradKernel(c.id, { ...spec, accumulate: j > 0, tensors }));
+      const fold = j === last ? c.gradFold : undefined; // after every part has added its rows
+      if (dx) c.emit("dgrad", convDataGradKernel(c.id, { ...spec, accumulate: j > 0, fold, tensors }));
       const wgrad = { x: c.x, dy, dw: gradParts[j] };
       if (trainsWeight) c.emit("wgrad", convWeightGradKernel(c.id, { ...spec, tensors: wgrad }));
     } else {
@@ -207,7 +212,8 @@ function backwardGemm(attrs: AttrsOf<"conv"> | AttrsOf<"dense">, c: OpContext, t
         ...{ groups: attrs.groups, rowBase: part.rowBase, rowCount: part.rowCount },
       };
       const tensors = { dy, w: part.tensor, dx: dx! };
-      if (dx) c.emit("dgrad", denseDataGradKernel(c.id, { ...spec, accumulate: j > 0, tensors }));
+      const fold = j === last ? c.gradFold : undefined;
+      if (dx) c.emit("dgrad", denseDataGradKernel(c.id, { ...spec, accumulate: j > 0, fold, tensors }));
       const wgrad = { x: c.x, dy, dw: gradParts[j] };
       if (trainsWeight) c.emit("wgrad", denseWeightGradKernel(c.id, { ...spec, tensors: wgrad }));
     }
@@ -229,7 +235,10 @@ export const trainBackward = {
   lrn: (attrs, c, { dy, dx }) =>
     c.emit(
       "grad",
-      lrnGradKernel(c.id, { batch: c.batch, shape: c.inShape, attrs, tensors: { x: c.x, dy, dx: dx! } }),
+      lrnGradKernel(c.id, {
+        ...{ batch: c.batch, shape: c.inShape, attrs, fold: c.gradFold },
+        tensors: { x: c.x, dy, dx: dx! },
+      }),
     ),
   maxpool: (a, c, t) => poolGrad(a, c, t),
   avgpool: (a, c, t) => poolGrad(a, c, t),
@@ -239,6 +248,7 @@ export const trainBackward = {
       dropoutKernel(c.id, {
         ...{ direction: "backward", shape: [c.batch, ...c.inShape], p: attrs.p, ...dropoutSource(c) },
         tensors: { x: dy, y: dx!, step: STEP_UNIFORM },
+        fold: c.gradFold,
       }),
     ),
   batchnorm: (_, c, { dy, dx, step }) => {
@@ -297,7 +307,8 @@ function poolGrad(attrs: AttrsOf<"maxpool"> | AttrsOf<"avgpool">, c: OpContext, 
   const shapes = { batch: c.batch, input: c.inShape, output: c.node.shape };
   const geometry = { window: attrs.window, stride: attrs.stride, pad: attrs.pad };
   if (attrs.op === "avgpool") {
-    c.emit("grad", poolGradKernel(c.id, { op: attrs.op, ...shapes, ...geometry, tensors: { dy, dx: dx! } }));
+    const spec = { op: attrs.op, ...shapes, ...geometry, fold: c.gradFold };
+    c.emit("grad", poolGradKernel(c.id, { ...spec, tensors: { dy, dx: dx! } }));
     return;
   }
   // Max pooling: each window's arg-max is found once (one pass over the windows), so the gather
@@ -307,7 +318,10 @@ function poolGrad(attrs: AttrsOf<"maxpool"> | AttrsOf<"avgpool">, c: OpContext, 
   c.emit("argmax", poolArgmaxKernel(c.id, { ...shapes, ...geometry, tensors: { x: c.x, argmax } }));
   c.emit(
     "grad",
-    poolGradKernel(c.id, { op: attrs.op, ...shapes, ...geometry, tensors: { argmax, dy, dx: dx! } }),
+    poolGradKernel(c.id, {
+      ...{ op: attrs.op, ...shapes, ...geometry, fold: c.gradFold },
+      tensors: { argmax, dy, dx: dx! },
+    }),
   );
 }
 

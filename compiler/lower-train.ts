@@ -24,8 +24,9 @@
 // every micro-step uses the step's seed and hashes global example indices (util.ts).
 import { type BackwardStep, type ForwardMode, type TrainingGraph, differentiate } from "./autodiff.ts";
 import { DiagnosticError, diag } from "./diagnostics.ts";
-import { type Graph, type Node, elementCount } from "./graph.ts";
+import { type ActivationOp, type Graph, type Node, elementCount } from "./graph.ts";
 import { fusedAt, type Fusion, planFusion } from "./fuse.ts";
+import { type GradFold, gradFolds } from "./fuse-backward.ts";
 import { type LowerOptions, lower, microBatchFor } from "./lower.ts";
 import {
   type OpContext,
@@ -101,6 +102,8 @@ class TrainLowering {
   readonly wholeBatch: number;
   /** The forward's fusion groups (fuse.ts), as in the inference plan the eval schedule comes from. */
   readonly fusion: Fusion;
+  /** Producer node → the activation backward folded into its dx kernel (see gradFolds). */
+  readonly folds: Map<string, GradFold>;
 
   constructor(graph: Graph, opts: TrainLowerOptions, wholeBatch: number) {
     this.graph = graph;
@@ -112,6 +115,7 @@ class TrainLowering {
       activeDropout: opts.activeDropout,
       inputGradients: opts.inputGradients,
     });
+    this.folds = opts.fuse === false ? new Map() : gradFolds(this.tg);
     const sources = opts.dropoutSource ?? {};
     this.tg.dropout = this.tg.dropout.map((d) => ({ ...d, ...sources[d.node] }));
     for (const i of graph.inputs) this.shapes.set(i.name, i.shape);
@@ -261,14 +265,17 @@ class TrainLowering {
       evalLogits: `eval:${graph.logits}`,
       gradients: tg.gradients,
       velocities: tg.velocities,
-      valueGradients: tg.valueGradients,
+      // a folded activation's ∂L/∂y is never stored (gradFolds)
+      valueGradients: Object.fromEntries(
+        Object.entries(tg.valueGradients).filter(([, g]) => this.tensors.has(g)),
+      ),
       saved: tg.saved,
       dropout: tg.dropout,
       layers: graph.nodes.map((n) => ({
         layer: n.name,
         activations: [...this.tensors.keys()].filter((t) => t === n.name || t.startsWith(`${n.name}:`)),
         gradients: [
-          ...(tg.valueGradients[n.name] ? [tg.valueGradients[n.name]] : []),
+          ...(this.tensors.has(tg.valueGradients[n.name] ?? "") ? [tg.valueGradients[n.name]] : []),
           ...n.params.filter((p) => tg.gradients[p]).map((p) => tg.gradients[p]),
         ],
       })),
@@ -382,14 +389,19 @@ class TrainLowering {
   }
 
   backward(node: Node, step: BackwardStep) {
+    // A folded activation's derivative is applied by the kernel that produces its ∂L/∂y.
+    if ([...this.folds.values()].some((f) => f.activation === node.name)) return;
     const dy = step.dy ?? "";
+    const fold = this.folds.get(node.name);
     for (const term of step.dx) {
-      if (term.view) this.batched(term.term, term.input, "gradient", dy);
+      if (fold) this.batched(fold.dx, fold.input, "gradient");
+      else if (term.view) this.batched(term.term, term.input, "gradient", dy);
       else this.batched(term.term, term.input, "gradient");
     }
     if (step.dx.every((t) => t.view) && step.dparams.length === 0) return;
     // Only concat has several inputs, and it finds each input's term by slot itself.
-    lowerTrainBackward(this.context(node), { dy, dx: step.dx[0]?.term, step });
+    const c = { ...this.context(node), ...(fold ? { gradFold: { op: fold.op, y: fold.y } } : {}) };
+    lowerTrainBackward(c, { dy, dx: fold ? fold.dx : step.dx[0]?.term, step });
   }
 
   accumulate(value: string, terms: string[], output: string) {

@@ -18,6 +18,11 @@ export interface GradCase {
   labels: Int32Array;
   /** Dropout layers applied in training (keep masks needed for a reference). */
   activeDropout: string[];
+  /**
+   * Lower with fusion (compiler/fuse.ts, gradient folds). Off for single-op cases, whose point is the
+   * op's own kernels (a fused plan would store ∂L/∂y of an activation nowhere); on for networks.
+   */
+  fuse?: boolean;
 }
 
 const CLASSES = 3;
@@ -223,5 +228,6 @@ export function tinyNetworkCase(batch = 3): GradCase {
     params: testParams(graph, 5),
     labels: randomLabels(batch, graph.classes, 78),
     activeDropout: [],
+    fuse: true,
   };
 }

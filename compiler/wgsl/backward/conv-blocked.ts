@@ -19,7 +19,17 @@
 import { consts, foldGrid, header, i32, sections, shapeText, u32 } from "../common.ts";
 import { each, indent, lanes, largestDividing, pixelBlock } from "../conv-tiles.ts";
 import type { ConvGradSpec } from "./conv.ts";
-import { type KernelIdentity, type TrainKernelSource, declare, read, write } from "./util.ts";
+import {
+  type GradEpilogue,
+  epilogueBindings,
+  epilogueFunction,
+  storeGrad,
+  type KernelIdentity,
+  type TrainKernelSource,
+  declare,
+  read,
+  write,
+} from "./util.ts";
 
 /** Tile overrides, for trying shapes by hand (bench/conv-kernels.ts). */
 export interface GradTiles {
@@ -31,7 +41,8 @@ export interface GradTiles {
 
 export function blockedDataGradKernel(
   id: KernelIdentity,
-  spec: ConvGradSpec & GradTiles & { accumulate: boolean; tensors: { dy: string; w: string; dx: string } },
+  spec: ConvGradSpec &
+    GradTiles & { accumulate: boolean; fold?: GradEpilogue; tensors: { dy: string; w: string; dx: string } },
   describe: string,
 ): TrainKernelSource {
   const [ci, h, w] = spec.input;
@@ -56,7 +67,12 @@ export function blockedDataGradKernel(
   const blocks = ci / cb;
   const dispatch = foldGrid(qg * blocks);
   const seg = px + kw - 1;
-  const bindings = [read("dy", spec.tensors.dy), read("w", spec.tensors.w), write("dx", spec.tensors.dx)];
+  const bindings = [
+    read("dy", spec.tensors.dy),
+    read("w", spec.tensors.w),
+    write("dx", spec.tensors.dx),
+    ...epilogueBindings(spec.fold),
+  ];
 
   // Segment column t is dy[.., ox0 + t], ox0 = bxi·PX + PAD_LEFT − (KW − 1).
   const colCheck = (t: number) =>
@@ -87,7 +103,9 @@ export function blockedDataGradKernel(
         : `var a${j}_${p} = 0.0;`,
     ),
   );
-  const store = each(cb, (j) => each(px, (p) => guard(p, `dx[dx_row + ${j * h * w + p}u] = a${j}_${p};`)));
+  const store = each(cb, (j) =>
+    each(px, (p) => guard(p, storeGrad(spec.fold, "dx", `dx_row + ${j * h * w + p}u`, `a${j}_${p}`))),
+  );
 
   const main = `@compute @workgroup_size(${wg})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
@@ -155,6 +173,7 @@ ${indent(store, 2)}
         GRID_X: u32(dispatch[0]),
       }),
       declare(bindings),
+      ...epilogueFunction(spec.fold),
       main,
     ),
     entryPoint: "main",

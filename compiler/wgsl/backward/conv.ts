@@ -18,6 +18,10 @@ import type { Padding2D } from "../../graph.ts";
 import { WORKGROUP, consts, header, i32, sections, shapeText, u32 } from "../common.ts";
 import { blockedDataGradKernel, blockedWeightGradKernel } from "./conv-blocked.ts";
 import {
+  type GradEpilogue,
+  epilogueBindings,
+  epilogueFunction,
+  storeGrad,
   type KernelIdentity,
   type TrainKernelSource,
   declare,
@@ -78,11 +82,20 @@ function describe(spec: ConvGradSpec): string {
 /** The one-dx-element-per-invocation gather kernel: kept for strided convolutions. */
 function gatherDataGradKernel(
   id: KernelIdentity,
-  spec: ConvGradSpec & { accumulate: boolean; tensors: { dy: string; w: string; dx: string } },
+  spec: ConvGradSpec & {
+    accumulate: boolean;
+    fold?: GradEpilogue;
+    tensors: { dy: string; w: string; dx: string };
+  },
 ): TrainKernelSource {
   const [ci, h, w] = spec.input;
   const total = spec.batch * ci * h * w;
-  const bindings = [read("dy", spec.tensors.dy), read("w", spec.tensors.w), write("dx", spec.tensors.dx)];
+  const bindings = [
+    read("dy", spec.tensors.dy),
+    read("w", spec.tensors.w),
+    write("dx", spec.tensors.dx),
+    ...epilogueBindings(spec.fold),
+  ];
   // Output channels of c's group that this part holds: [max(g·COG, OC_BASE), min((g+1)·COG, OC_BASE+OC_COUNT)).
   const body = `  let ix = i32(i % W);
   let iy = i32((i / W) % H);
@@ -110,7 +123,7 @@ function gatherDataGradKernel(
       }
     }
   }
-  dx[i] = acc;`;
+  ${storeGrad(spec.fold, "dx", "i", "acc")}`;
   const { code, dispatch } = elementwise(total, body);
   return {
     op: "conv.dgrad",
@@ -122,6 +135,7 @@ function gatherDataGradKernel(
       ]),
       consts(shapeConsts(spec)),
       declare(bindings),
+      ...epilogueFunction(spec.fold),
       code,
     ),
     entryPoint: "main",
@@ -189,7 +203,11 @@ export function reduceWeightGradKernel(
 /** dx for the output channels of one weight part; `accumulate` adds to dx instead of writing it. */
 export function convDataGradKernel(
   id: KernelIdentity,
-  spec: ConvGradSpec & { accumulate: boolean; tensors: { dy: string; w: string; dx: string } },
+  spec: ConvGradSpec & {
+    accumulate: boolean;
+    fold?: GradEpilogue;
+    tensors: { dy: string; w: string; dx: string };
+  },
 ): TrainKernelSource {
   // Stride 1 (every dgrad AlexNet needs: conv1 reads the image and gets none) is a register-blocked
   // convolution of dy with the flipped filter; strided ones keep the gather kernel.

@@ -10,7 +10,17 @@
 // kernel per part, writing that part of the gradient (whose rows live in the same-numbered part).
 import { WORKGROUP, consts, header, sections, shapeText, u32 } from "../common.ts";
 import { each } from "../conv-tiles.ts";
-import { type KernelIdentity, type TrainKernelSource, declare, read, write } from "./util.ts";
+import {
+  type GradEpilogue,
+  epilogueBindings,
+  epilogueFunction,
+  storeGrad,
+  type KernelIdentity,
+  type TrainKernelSource,
+  declare,
+  read,
+  write,
+} from "./util.ts";
 
 export interface DenseGradSpec {
   batch: number;
@@ -66,11 +76,20 @@ function part(spec: DenseGradSpec): string {
 
 export function denseDataGradKernel(
   id: KernelIdentity,
-  spec: DenseGradSpec & { accumulate: boolean; tensors: { dy: string; w: string; dx: string } },
+  spec: DenseGradSpec & {
+    accumulate: boolean;
+    fold?: GradEpilogue;
+    tensors: { dy: string; w: string; dx: string };
+  },
 ): TrainKernelSource {
   // NB examples per invocation share each weight load; lanes are consecutive features k.
   const nb = block(spec.batch);
-  const bindings = [read("dy", spec.tensors.dy), read("w", spec.tensors.w), write("dx", spec.tensors.dx)];
+  const bindings = [
+    read("dy", spec.tensors.dy),
+    read("w", spec.tensors.w),
+    write("dx", spec.tensors.dx),
+    ...epilogueBindings(spec.fold),
+  ];
   // The example block comes from the workgroup id alone, so lavapipe sees the dy loads as uniform
   // (one scalar load and a broadcast) rather than a per-lane gather.
   const { code, dispatch } = grid(spec.inFeatures, spec.batch / nb, "f", `let n0 = wid.y * ${nb}u;`);
@@ -85,7 +104,7 @@ ${each(nb, (j) => `  var acc${j} = ${spec.accumulate ? `dx[(n0 + ${j}u) * IN + f
     let wv = w[(o - ROW_BASE) * K + k];
 ${each(nb, (j) => `    acc${j} = fma(dy[(n0 + ${j}u) * OUT + o], wv, acc${j});`)}
   }
-${each(nb, (j) => `  dx[(n0 + ${j}u) * IN + f] = acc${j};`)}`;
+${each(nb, (j) => `  ${storeGrad(spec.fold, "dx", `(n0 + ${j}u) * IN + f`, `acc${j}`)}`)}`;
   return {
     op: "dense.dgrad",
     wgsl: sections(
@@ -95,6 +114,7 @@ ${each(nb, (j) => `  dx[(n0 + ${j}u) * IN + f] = acc${j};`)}`;
       ]),
       consts(shapeConsts(spec)),
       declare(bindings),
+      ...epilogueFunction(spec.fold),
       code(body),
     ),
     entryPoint: "main",

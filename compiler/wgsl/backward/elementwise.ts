@@ -4,6 +4,10 @@
 import type { ActivationOp } from "../../graph.ts";
 import { WORKGROUP, consts, f32, header, sections, shapeText, u32 } from "../common.ts";
 import {
+  type GradEpilogue,
+  epilogueBindings,
+  epilogueFunction,
+  storeGrad,
   DROPOUT_HASH_WGSL,
   type KernelIdentity,
   type TrainKernelSource,
@@ -13,17 +17,12 @@ import {
   read,
   uniform,
   write,
+  activationGradExpr,
 } from "./util.ts";
 
-const count = (shape: readonly number[]) => shape.reduce((a, b) => a * b, 1);
+export { activationGradExpr };
 
-/** dx from dy and the saved output y, per activation. */
-export const activationGradExpr: Record<ActivationOp, string> = {
-  // y > 0 ⇔ x > 0, and at x = 0 the gradient is taken as 0 (PyTorch, TF.js).
-  relu: "select(0.0, g, y[i] > 0.0)",
-  tanh: "g * (1.0 - y[i] * y[i])",
-  sigmoid: "g * y[i] * (1.0 - y[i])",
-};
+const count = (shape: readonly number[]) => shape.reduce((a, b) => a * b, 1);
 
 export function activationGradKernel(
   id: KernelIdentity,
@@ -72,18 +71,25 @@ export function dropoutKernel(
     /** The global index of this tensor's first example (a device's half of the batch). */
     exampleBase?: number;
     tensors: { x: string; y: string; step: string };
+    /** backward only: the activation derivative of the layer before (util.ts GradEpilogue) */
+    fold?: GradEpilogue;
   },
 ): TrainKernelSource {
   const total = count(spec.shape);
   const per = count(spec.shape.slice(1));
-  const bindings = [read("x", spec.tensors.x), write("y", spec.tensors.y), uniform(spec.tensors.step)];
+  const bindings = [
+    read("x", spec.tensors.x),
+    write("y", spec.tensors.y),
+    uniform(spec.tensors.step),
+    ...epilogueBindings(spec.fold),
+  ];
   const { code, dispatch } = elementwise(
     total,
     [
       "  let e = EXAMPLE_BASE + (step.micro >> 2u) * BATCH + i / PER;",
       "  let j = SRC_OFFSET + (i % PER) * SRC_STRIDE;",
       "  let keep = dropout_hash(step.seed, LAYER, e * SRC_PER + j) >= THRESHOLD;",
-      "  y[i] = select(0.0, x[i] * SCALE, keep);",
+      `  ${storeGrad(spec.fold, "y", "i", "select(0.0, x[i] * SCALE, keep)")}`,
     ].join("\n"),
   );
   return {
@@ -106,6 +112,7 @@ export function dropoutKernel(
         SCALE: f32(1 / (1 - spec.p)),
       }),
       declare(bindings),
+      ...epilogueFunction(spec.fold),
       DROPOUT_HASH_WGSL,
       code,
     ),

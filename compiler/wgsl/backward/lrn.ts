@@ -14,7 +14,18 @@
 import type { LrnAttrs } from "../../graph.ts";
 import { WORKGROUP, consts, f32, header, sections, shapeText, u32 } from "../common.ts";
 import { each } from "../conv-tiles.ts";
-import { type KernelIdentity, type TrainKernelSource, declare, elementwise, read, write } from "./util.ts";
+import {
+  type GradEpilogue,
+  epilogueBindings,
+  epilogueFunction,
+  storeGrad,
+  type KernelIdentity,
+  type TrainKernelSource,
+  declare,
+  elementwise,
+  read,
+  write,
+} from "./util.ts";
 
 export function lrnGradKernel(
   id: KernelIdentity,
@@ -23,6 +34,7 @@ export function lrnGradKernel(
     shape: readonly number[];
     attrs: Pick<LrnAttrs, "size" | "k" | "alpha" | "beta" | "alphaOf" | "groups">;
     tensors: { x: string; dy: string; dx: string };
+    fold?: GradEpilogue;
   },
 ): TrainKernelSource {
   const { batch, attrs } = spec;
@@ -32,7 +44,12 @@ export function lrnGradKernel(
   const alpha = attrs.alphaOf === "mean" ? attrs.alpha / attrs.size : attrs.alpha;
   const half = Math.floor(attrs.size / 2);
   const n = 2 * half + 1; // registers per shift register: the window W(j) has at most 2·half + 1 channels
-  const bindings = [read("x", spec.tensors.x), read("dy", spec.tensors.dy), write("dx", spec.tensors.dx)];
+  const bindings = [
+    read("x", spec.tensors.x),
+    read("dy", spec.tensors.dy),
+    write("dx", spec.tensors.dx),
+    ...epilogueBindings(spec.fold),
+  ];
   // Register index 0 is the oldest. At iteration k: q holds x_m² for m = k−2h … k, so s_j for
   // j = k − h is complete; t and r hold t_m, s_m^−β for m = j−2h … j, so dx_i for i = j − h is too.
   const shift = (name: string, value: string) =>
@@ -60,7 +77,7 @@ export function lrnGradKernel(
     let o = j - HALF;
     if (o >= 0i) {
       let e = base + u32(o) * INNER;
-      dx[e] = dy[e] * r${half} - 2.0 * ALPHA * BETA * x[e] * (${sum("t")});
+      ${storeGrad(spec.fold, "dx", "e", `dy[e] * r${half} - 2.0 * ALPHA * BETA * x[e] * (${sum("t")})`)}
     }
   }`;
   const lanes = batch * attrs.groups * inner;
@@ -84,6 +101,7 @@ export function lrnGradKernel(
         BETA: f32(attrs.beta),
       }),
       declare(bindings),
+      ...epilogueFunction(spec.fold),
       code,
     ),
     entryPoint: "main",

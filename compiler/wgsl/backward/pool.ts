@@ -12,7 +12,18 @@
 //  - avg:  each element of the window receives dy / (in-bounds count), the forward's divisor.
 import type { Padding2D } from "../../graph.ts";
 import { WORKGROUP, consts, header, i32, sections, shapeText, u32 } from "../common.ts";
-import { type KernelIdentity, type TrainKernelSource, declare, elementwise, read, write } from "./util.ts";
+import {
+  type GradEpilogue,
+  epilogueBindings,
+  epilogueFunction,
+  storeGrad,
+  type KernelIdentity,
+  type TrainKernelSource,
+  declare,
+  elementwise,
+  read,
+  write,
+} from "./util.ts";
 
 interface PoolGeometry {
   batch: number;
@@ -27,6 +38,7 @@ export interface PoolGradSpec extends PoolGeometry {
   op: "maxpool" | "avgpool";
   /** argmax (from poolArgmaxKernel) is needed by max, not by avg. */
   tensors: { argmax?: string; dy: string; dx: string };
+  fold?: GradEpilogue;
 }
 
 function geometryConsts(spec: PoolGeometry) {
@@ -111,6 +123,7 @@ export function poolGradKernel(id: KernelIdentity, spec: PoolGradSpec): TrainKer
     ...(isMax ? [read("argmax", spec.tensors.argmax!, "u32")] : []),
     read("dy", spec.tensors.dy),
     write("dx", spec.tensors.dx),
+    ...epilogueBindings(spec.fold),
   ];
   // Window (oy, ox) covers rows [oy·SH − PT, oy·SH − PT + KH): it covers iy iff
   // oy ∈ [ceil((iy + PT − KH + 1) / SH), floor((iy + PT) / SH)], clamped to [0, OH).
@@ -135,7 +148,7 @@ export function poolGradKernel(id: KernelIdentity, spec: PoolGradSpec): TrainKer
 ${share}
     }
   }
-  dx[i] = acc;`;
+  ${storeGrad(spec.fold, "dx", "i", "acc")}`;
   const { code, dispatch } = elementwise(total, body);
   return {
     op: `${op}.grad`,
@@ -149,6 +162,7 @@ ${share}
       ]),
       consts(geometryConsts(spec)),
       declare(bindings),
+      ...epilogueFunction(spec.fold),
       code,
     ),
     entryPoint: "main",

@@ -1,6 +1,7 @@
 // Shared pieces of the training kernels (forward-in-training, loss, backward, update): bindings that
 // may be i32 (the labels) or the per-step uniform struct, the counter-based dropout hash, and the
 // KernelSource shape they return (like ../common.ts, plus the uniform access).
+import type { ActivationOp } from "../../graph.ts";
 import { WORKGROUP, consts, foldGrid, u32, type KernelIdentity, type KernelSource } from "../common.ts";
 
 export type { KernelIdentity };
@@ -207,4 +208,39 @@ export function dropoutKeep(seed: number, layer: number, index: number, p: numbe
 /** The hash index of element j (source per-example index) of global example e, S elements per example. */
 export function dropoutIndex(example: number, perExample: number, j: number): number {
   return (Math.imul(example, perExample) + j) >>> 0;
+}
+
+/** dx from dy (g) and the saved output y, per activation. */
+export const activationGradExpr: Record<ActivationOp, string> = {
+  // y > 0 ⇔ x > 0, and at x = 0 the gradient is taken as 0 (PyTorch, TF.js).
+  relu: "select(0.0, g, y[i] > 0.0)",
+  tanh: "g * (1.0 - y[i] * y[i])",
+  sigmoid: "g * y[i] * (1.0 - y[i])",
+};
+
+/**
+ * A backward kernel's fused activation derivative (fusion of the activation after it in the forward
+ * pass: compiler/lower-train.ts): instead of ∂L/∂y of the activation, the kernel stores
+ * ∂L/∂x = ∂L/∂y · act'(y) at the same index, so the activation's own backward kernel disappears.
+ * `y` is the activation's saved output.
+ */
+export interface GradEpilogue {
+  op: ActivationOp;
+  y: string;
+}
+
+/** The binding the epilogue reads (none without one). */
+export const epilogueBindings = (e: GradEpilogue | undefined): TrainBinding[] =>
+  e ? [read("act_y", e.y)] : [];
+
+/** The epilogue as a WGSL function of the gradient and its index: the activation kernel's expression. */
+export function epilogueFunction(e: GradEpilogue | undefined): string[] {
+  if (!e) return [];
+  const expr = activationGradExpr[e.op].replaceAll("y[i]", "yi");
+  return [`fn activation_grad(g: f32, i: u32) -> f32 {\n  let yi = act_y[i];\n  return ${expr};\n}`];
+}
+
+/** `out[index] = value;`, through the epilogue when there is one. */
+export function storeGrad(e: GradEpilogue | undefined, out: string, index: string, value: string): string {
+  return e ? `${out}[${index}] = activation_grad(${value}, ${index});` : `${out}[${index}] = ${value};`;
 }

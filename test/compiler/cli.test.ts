@@ -92,7 +92,7 @@ describe("alexc CLI", () => {
     expect(code).toBe(0);
     // conv1's training activation at the recipe's batch 128 exceeds a 128 MiB binding: the training
     // plan is micro-batched (two runs of 64 per step) instead of refused.
-    expect(err).toContain("train/plan.json (91 kernels, batch 128 in micro-batches of 64)");
+    expect(err).toContain("train/plan.json (84 kernels, batch 128 in micro-batches of 64)");
     const train = planSchema.parse(JSON.parse(readFileSync(join(dir, "train", "plan.json"), "utf8")));
     expect(train).toMatchObject({ mode: "train", batch: 128, microBatch: 64 });
     expect(readdirSync(dir)).toEqual(

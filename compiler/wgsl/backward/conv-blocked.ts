@@ -67,12 +67,8 @@ export function blockedDataGradKernel(
   const blocks = ci / cb;
   const dispatch = foldGrid(qg * blocks);
   const seg = px + kw - 1;
-  const bindings = [
-    read("dy", spec.tensors.dy),
-    read("w", spec.tensors.w),
-    write("dx", spec.tensors.dx),
-    ...epilogueBindings(spec.fold),
-  ];
+  const bound = [read("dy", spec.tensors.dy), read("w", spec.tensors.w), write("dx", spec.tensors.dx)];
+  const bindings = [...bound, ...epilogueBindings(spec.fold, bound)];
 
   // Segment column t is dy[.., ox0 + t], ox0 = bxi·PX + PAD_LEFT − (KW − 1).
   const colCheck = (t: number) =>
@@ -173,7 +169,7 @@ ${indent(store, 2)}
         GRID_X: u32(dispatch[0]),
       }),
       declare(bindings),
-      ...epilogueFunction(spec.fold),
+      ...epilogueFunction(spec.fold, bindings),
       main,
     ),
     entryPoint: "main",

@@ -90,12 +90,8 @@ function gatherDataGradKernel(
 ): TrainKernelSource {
   const [ci, h, w] = spec.input;
   const total = spec.batch * ci * h * w;
-  const bindings = [
-    read("dy", spec.tensors.dy),
-    read("w", spec.tensors.w),
-    write("dx", spec.tensors.dx),
-    ...epilogueBindings(spec.fold),
-  ];
+  const bound = [read("dy", spec.tensors.dy), read("w", spec.tensors.w), write("dx", spec.tensors.dx)];
+  const bindings = [...bound, ...epilogueBindings(spec.fold, bound)];
   // Output channels of c's group that this part holds: [max(g·COG, OC_BASE), min((g+1)·COG, OC_BASE+OC_COUNT)).
   const body = `  let ix = i32(i % W);
   let iy = i32((i / W) % H);
@@ -135,7 +131,7 @@ function gatherDataGradKernel(
       ]),
       consts(shapeConsts(spec)),
       declare(bindings),
-      ...epilogueFunction(spec.fold),
+      ...epilogueFunction(spec.fold, bindings),
       code,
     ),
     entryPoint: "main",

@@ -84,12 +84,8 @@ export function denseDataGradKernel(
 ): TrainKernelSource {
   // NB examples per invocation share each weight load; lanes are consecutive features k.
   const nb = block(spec.batch);
-  const bindings = [
-    read("dy", spec.tensors.dy),
-    read("w", spec.tensors.w),
-    write("dx", spec.tensors.dx),
-    ...epilogueBindings(spec.fold),
-  ];
+  const bound = [read("dy", spec.tensors.dy), read("w", spec.tensors.w), write("dx", spec.tensors.dx)];
+  const bindings = [...bound, ...epilogueBindings(spec.fold, bound)];
   // The example block comes from the workgroup id alone, so lavapipe sees the dy loads as uniform
   // (one scalar load and a broadcast) rather than a per-lane gather.
   const { code, dispatch } = grid(spec.inFeatures, spec.batch / nb, "f", `let n0 = wid.y * ${nb}u;`);
@@ -114,7 +110,7 @@ ${each(nb, (j) => `  ${storeGrad(spec.fold, "dx", `(n0 + ${j}u) * IN + f`, `acc$
       ]),
       consts(shapeConsts(spec)),
       declare(bindings),
-      ...epilogueFunction(spec.fold),
+      ...epilogueFunction(spec.fold, bindings),
       code(body),
     ),
     entryPoint: "main",

@@ -77,12 +77,8 @@ export function dropoutKernel(
 ): TrainKernelSource {
   const total = count(spec.shape);
   const per = count(spec.shape.slice(1));
-  const bindings = [
-    read("x", spec.tensors.x),
-    write("y", spec.tensors.y),
-    uniform(spec.tensors.step),
-    ...epilogueBindings(spec.fold),
-  ];
+  const bound = [read("x", spec.tensors.x), write("y", spec.tensors.y), uniform(spec.tensors.step)];
+  const bindings = [...bound, ...epilogueBindings(spec.fold, bound)];
   const { code, dispatch } = elementwise(
     total,
     [
@@ -112,7 +108,7 @@ export function dropoutKernel(
         SCALE: f32(1 / (1 - spec.p)),
       }),
       declare(bindings),
-      ...epilogueFunction(spec.fold),
+      ...epilogueFunction(spec.fold, bindings),
       DROPOUT_HASH_WGSL,
       code,
     ),

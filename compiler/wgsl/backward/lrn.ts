@@ -44,12 +44,8 @@ export function lrnGradKernel(
   const alpha = attrs.alphaOf === "mean" ? attrs.alpha / attrs.size : attrs.alpha;
   const half = Math.floor(attrs.size / 2);
   const n = 2 * half + 1; // registers per shift register: the window W(j) has at most 2·half + 1 channels
-  const bindings = [
-    read("x", spec.tensors.x),
-    read("dy", spec.tensors.dy),
-    write("dx", spec.tensors.dx),
-    ...epilogueBindings(spec.fold),
-  ];
+  const bound = [read("x", spec.tensors.x), read("dy", spec.tensors.dy), write("dx", spec.tensors.dx)];
+  const bindings = [...bound, ...epilogueBindings(spec.fold, bound)];
   // Register index 0 is the oldest. At iteration k: q holds x_m² for m = k−2h … k, so s_j for
   // j = k − h is complete; t and r hold t_m, s_m^−β for m = j−2h … j, so dx_i for i = j − h is too.
   const shift = (name: string, value: string) =>
@@ -101,7 +97,7 @@ export function lrnGradKernel(
         BETA: f32(attrs.beta),
       }),
       declare(bindings),
-      ...epilogueFunction(spec.fold),
+      ...epilogueFunction(spec.fold, bindings),
       code,
     ),
     entryPoint: "main",

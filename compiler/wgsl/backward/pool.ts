@@ -119,12 +119,12 @@ export function poolGradKernel(id: KernelIdentity, spec: PoolGradSpec): TrainKer
   const total = batch * c * h * w;
   const isMax = op === "maxpool";
   if (isMax && !spec.tensors.argmax) throw new Error("maxpool backward needs the windows' arg-max");
-  const bindings = [
+  const bound = [
     ...(isMax ? [read("argmax", spec.tensors.argmax!, "u32")] : []),
     read("dy", spec.tensors.dy),
     write("dx", spec.tensors.dx),
-    ...epilogueBindings(spec.fold),
   ];
+  const bindings = [...bound, ...epilogueBindings(spec.fold, bound)];
   // Window (oy, ox) covers rows [oy·SH − PT, oy·SH − PT + KH): it covers iy iff
   // oy ∈ [ceil((iy + PT − KH + 1) / SH), floor((iy + PT) / SH)], clamped to [0, OH).
   const share = isMax
@@ -162,7 +162,7 @@ ${share}
       ]),
       consts(geometryConsts(spec)),
       declare(bindings),
-      ...epilogueFunction(spec.fold),
+      ...epilogueFunction(spec.fold, bindings),
       code,
     ),
     entryPoint: "main",

@@ -229,15 +229,22 @@ export interface GradEpilogue {
   y: string;
 }
 
-/** The binding the epilogue reads (none without one). */
-export const epilogueBindings = (e: GradEpilogue | undefined): TrainBinding[] =>
-  e ? [read("act_y", e.y)] : [];
+/**
+ * The binding the epilogue reads: none without one, nor when the kernel already binds y (LRN's
+ * backward reads its input x, which is the activation's output) — binding a tensor twice would be
+ * two writable bindings of one range once memory-planned kernels bind arenas read_write.
+ */
+export const epilogueBindings = (
+  e: GradEpilogue | undefined,
+  bound: readonly TrainBinding[],
+): TrainBinding[] => (e && !bound.some((b) => b.tensor === e.y) ? [read("act_y", e.y)] : []);
 
 /** The epilogue as a WGSL function of the gradient and its index: the activation kernel's expression. */
-export function epilogueFunction(e: GradEpilogue | undefined): string[] {
+export function epilogueFunction(e: GradEpilogue | undefined, bindings: readonly TrainBinding[]): string[] {
   if (!e) return [];
+  const y = bindings.find((b) => b.tensor === e.y)!.name;
   const expr = activationGradExpr[e.op].replaceAll("y[i]", "yi");
-  return [`fn activation_grad(g: f32, i: u32) -> f32 {\n  let yi = act_y[i];\n  return ${expr};\n}`];
+  return [`fn activation_grad(g: f32, i: u32) -> f32 {\n  let yi = ${y}[i];\n  return ${expr};\n}`];
 }
 
 /** `out[index] = value;`, through the epilogue when there is one. */

@@ -81,11 +81,7 @@ export const catalogue = {
       "opened {opened} of {count} WebGPU devices ({reason}); the towers share the devices that opened",
   },
 
-  AX3006: {
-    severity: "error",
-    template:
-      "placement `{strategy}` at batch {batch} needs {bytes} bytes per device for `{tensor}`, over the device's binding limit, and `{strategy}` placement does not micro-batch",
-  },
+
   AX3007: {
     severity: "error",
     template: "the plan needs {peak} of memory on {device} but the budget is {budget}",

@@ -20,6 +20,7 @@
 import { DiagnosticError, diag } from "./diagnostics.ts";
 import { type Graph, elementCount } from "./graph.ts";
 import { place } from "./lower-placed.ts";
+import { microBatchFor } from "./lower.ts";
 import { type TrainLowerOptions, lowerTraining } from "./lower-train.ts";
 import {
   type CompiledPlan,
@@ -29,7 +30,7 @@ import {
   planSchema,
 } from "./plan.ts";
 import { dropoutSources, sliceTowers } from "./towers.ts";
-import { withExampleBase } from "./wgsl/backward/elementwise.ts";
+import { withExampleBase, withSplitExamples } from "./wgsl/backward/elementwise.ts";
 import { elementwiseMain } from "./wgsl/common.ts";
 
 function internal(message: string): DiagnosticError {
@@ -54,7 +55,9 @@ function copyKernel(what: string, reads: string[], total: number, body: string) 
 /**
  * Training plan of `graph` in hybrid placement over two devices (see the file comment). The plan's
  * `batch` is the whole (even) batch; images are written half per device (device 0 the first half),
- * labels, loss and logits are whole on device 0.
+ * labels, loss and logits are whole on device 0. A micro-batched plan (`microBatch` M per device)
+ * runs K = batch / 2M times per step, run j on chunk j of each device's half: its labels, loss and
+ * logits are device 0's chunk j followed by device 1's.
  */
 export function lowerTrainingHybrid(graph: Graph, opts: TrainLowerOptions): CompiledPlan {
   if (opts.batch % DEVICES !== 0) throw internal(`hybrid placement needs an even batch, got ${opts.batch}`);
@@ -72,11 +75,20 @@ export function lowerTrainingHybrid(graph: Graph, opts: TrainLowerOptions): Comp
     for (const x of n.inputs)
       if (trunkNodes.has(x) && x !== boundary)
         throw internal(`hybrid placement: \`${n.name}\` reads \`${x}\` across the boundary`);
-  const half = opts.batch / DEVICES;
-  refuseMicroBatching(graph, opts, half);
+  // A batch whose per-device activations exceed a binding runs as K micro-steps: each a hybrid run
+  // of `half` = M examples per device (chunk j of each device's share), loss and gradients scaled to
+  // the whole batch, updates accumulated over the micro-steps (wgsl/backward/update.ts).
+  const share = opts.batch / DEVICES; // examples per device per step
+  const half = microBatchFor(graph, share, opts.maxBindingBytes); // … per run of the schedule
+  const micro = half !== share;
+  const runBatch = DEVICES * half;
 
   // ---- the trunk: a one-device plan at half the batch, head kernels dropped ----
-  const base = lowerTraining(graph, { ...opts, batch: half });
+  const base = lowerTraining(graph, {
+    ...opts,
+    batch: half,
+    ...(micro ? { lossBatch: opts.batch } : {}),
+  });
   const bk = new Map(base.plan.kernels.map((k) => [k.name, k]));
   const btensors = new Map(base.plan.tensors.map((t) => [t.name, t]));
   const broot = (name: string) => btensors.get(name)?.aliasOf ?? name;
@@ -132,9 +144,9 @@ export function lowerTrainingHybrid(graph: Graph, opts: TrainLowerOptions): Comp
         device: d,
         bindings: k.bindings.map((b) => ({ ...b, tensor: trunkTensor(b.tensor, d) })),
       });
-      // device d's trunk runs examples [d·half, (d+1)·half): its dropout masks are those examples'
+      // device d's trunk runs examples [d·share, (d+1)·share): its dropout masks are those examples'
       wgsl[kname] = k.op.startsWith("dropout.")
-        ? withExampleBase(base.wgsl[name], d * half)
+        ? withExampleBase(base.wgsl[name], d * share)
         : base.wgsl[name];
     }
     return kname;
@@ -196,7 +208,11 @@ export function lowerTrainingHybrid(graph: Graph, opts: TrainLowerOptions): Comp
   // the head's dropout hashes as the source graph's layers (head slices of `graph`)
   const dropoutSource = dropoutSources(towers, graph);
   const head = place(
-    lowerTraining(towers.graph, { ...opts, activeDropout, dropoutSource, inputGradients: true }),
+    lowerTraining(towers.graph, {
+      ...opts,
+      ...{ activeDropout, dropoutSource, inputGradients: true, batch: runBatch },
+      ...(micro ? { lossBatch: opts.batch } : {}),
+    }),
     towers,
   );
   const hp = head.plan;
@@ -220,7 +236,10 @@ export function lowerTrainingHybrid(graph: Graph, opts: TrainLowerOptions): Comp
       if (dropped.has(b.tensor))
         throw internal(`head kernel \`${k.name}\` reads \`${b.tensor}\` on device 0`);
     kernels.push({ ...k, name: renamed.get(k.name)!, file: `kernels/${renamed.get(k.name)}.wgsl` });
-    wgsl[renamed.get(k.name)!] = head.wgsl[k.name];
+    // a head run holds device 0's chunk, then device 1's: their masks are those examples'
+    wgsl[renamed.get(k.name)!] = k.op.startsWith("dropout.")
+      ? withSplitExamples(head.wgsl[k.name], half, share)
+      : head.wgsl[k.name];
   }
   const headSteps = (steps: ScheduleStep[]) =>
     steps.map((s) => (s.kind === "dispatch" ? dispatch(renamed.get(s.kernel)!) : s));
@@ -407,6 +426,7 @@ export function lowerTrainingHybrid(graph: Graph, opts: TrainLowerOptions): Comp
     ...hp,
     network: graph.name,
     batch: opts.batch,
+    ...(micro ? { microBatch: half } : {}),
     towers: graph.towers,
     tensors: [...tensors.values()],
     params: graph.params.map((p) => ({
@@ -450,33 +470,4 @@ export function lowerTrainingHybrid(graph: Graph, opts: TrainLowerOptions): Comp
   const checked = planSchema.safeParse(plan);
   if (!checked.success) throw internal(`hybrid placement produced an invalid plan: ${checked.error.message}`);
   return { plan: checked.data, wgsl };
-}
-
-/**
- * Hybrid plans are not micro-batched (a head micro-step would mix the two trunks' chunks, so its
- * dropout masks could not follow global examples): a batch whose largest per-device activation
- * exceeds a binding is refused here, with the ways out, rather than failing in the runtime.
- */
-function refuseMicroBatching(graph: Graph, opts: TrainLowerOptions, half: number) {
-  // The trunk's activations are the large ones (the head's are dense vectors): per device, half the batch.
-  const trunk = graph.nodes.slice(
-    0,
-    graph.nodes.findIndex((n) => n.attrs.op === "dense"),
-  );
-  const largest = [...graph.inputs, ...trunk].reduce((a, n) =>
-    elementCount(n.shape) > elementCount(a.shape) ? n : a,
-  );
-  const perExample = elementCount(largest.shape) * 4;
-  if (perExample * half <= opts.maxBindingBytes) return;
-  const most = 2 * Math.floor(opts.maxBindingBytes / perExample);
-  throw new DiagnosticError(
-    diag(
-      "AX3006",
-      { strategy: "hybrid", batch: opts.batch, tensor: largest.name, bytes: perExample * half },
-      undefined,
-      {
-        help: `use --placement model or --placement data (both micro-batch such a batch), or a batch of at most ${Math.max(2, most)}`,
-      },
-    ),
-  );
 }

@@ -60,6 +60,11 @@ export interface TrainLowerOptions extends LowerOptions {
   /** Also compute ∂L/∂(graph inputs), as `grad:<input>` (for gradient checks). */
   inputGradients?: boolean;
   /**
+   * The examples a step's loss averages over, when more than `batch`: a caller that runs the plan
+   * several times per step (hybrid placement's micro-batching) gets micro-step updates and 1/lossBatch.
+   */
+  lossBatch?: number;
+  /**
    * Dropout node → the mask-hash words of the source layer it is a slice of (placements lowering a
    * sliced or partial graph: towers.ts `dropoutSources`); others hash as themselves.
    */
@@ -444,5 +449,8 @@ export function lowerTraining(graph: Graph, opts: TrainLowerOptions): CompiledPl
   // A batch whose activations (or their gradients) exceed a binding is micro-batched: the schedule is
   // lowered for the micro-batch and the trainer runs it once per chunk, accumulating (update.ts).
   const micro = microBatchFor(graph, opts.batch, opts.maxBindingBytes);
-  return new TrainLowering(graph, { ...opts, batch: micro }, opts.batch).run();
+  const whole = opts.lossBatch ?? opts.batch;
+  if (micro !== opts.batch && opts.lossBatch !== undefined)
+    throw internal("lossBatch is for a caller that micro-batches itself: pass a batch that fits");
+  return new TrainLowering(graph, { ...opts, batch: micro }, whole).run();
 }

@@ -217,8 +217,6 @@ export const planSchema = z
         code: "custom",
         message: `microBatch ${plan.microBatch} does not divide batch ${plan.batch}`,
       });
-    if (plan.microBatch !== undefined && plan.placement?.strategy === "hybrid")
-      ctx.addIssue({ code: "custom", message: "hybrid plans are not micro-batched (lower-hybrid.ts)" });
   });
 
 export type Plan = z.infer<typeof planSchema>;

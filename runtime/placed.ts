@@ -672,10 +672,21 @@ class PlacedTrainer implements Trainer {
     return Array.from({ length: this.#outputDevices }, (_, d) => (d === 0 ? name : `${name}@dev${d}`));
   }
 
-  /** Per-device outputs of K micro-steps (values[j][d]) back in global example order: d, then j. */
+  /**
+   * Outputs of K micro-steps (values[j][o], one per output device) back in global example order.
+   * Each micro-step holds chunk j of every input device's share — as one tensor per device (data
+   * placement) or one tensor with device 0's chunk first (hybrid) — and the global order is device 0's
+   * chunks 0 … K−1, then device 1's.
+   */
   #inExampleOrder(values: Float32Array[][]): Float32Array {
-    const devices = values[0]?.length ?? 0;
-    return concat(Array.from({ length: devices }, (_, d) => values.map((v) => v[d])).flat());
+    const n = this.#devices;
+    const parts = values.map((v) => {
+      if (v.length === n) return v;
+      const [whole] = v; // hybrid: one tensor of n equal chunks
+      const size = whole.length / n;
+      return Array.from({ length: n }, (_, d) => whole.subarray(d * size, (d + 1) * size));
+    });
+    return concat(Array.from({ length: n }, (_, d) => parts.map((p) => p[d])).flat());
   }
 
   /** The batch, kept on the host and written chunk by chunk by step(). */
@@ -709,8 +720,11 @@ class PlacedTrainer implements Trainer {
   #writeChunk(j: number) {
     for (const c of this.#chunks(this.plan.inputs[0], this.#images!, this.#devices, j))
       this.#rt.writeInput(c.name, c.data);
-    for (const c of this.#chunks(this.#training.labels, this.#labels!, this.#outputDevices, j))
-      this.#rt.write(this.#rt.tensors.get(c.name)!, c.data);
+    const labels = this.#chunks(this.#training.labels, this.#labels!, this.#devices, j);
+    if (this.#outputDevices === this.#devices)
+      for (const c of labels) this.#rt.write(this.#rt.tensors.get(c.name)!, c.data);
+    // hybrid: the head's labels are every device's chunk, device 0's first, on device 0
+    else this.#rt.write(this.#rt.tensors.get(this.#training.labels)!, concatInt(labels.map((c) => c.data)));
   }
 
   async step(opts: { lr: number; seed: number; step?: number; timing?: boolean }): Promise<PlacedStepResult> {
@@ -809,6 +823,17 @@ class PlacedTrainer implements Trainer {
   destroy(): void {
     this.#rt.destroy();
   }
+}
+
+function concatInt(parts: Int32Array[]): Int32Array {
+  if (parts.length === 1) return parts[0];
+  const out = new Int32Array(parts.reduce((a, p) => a + p.length, 0));
+  let offset = 0;
+  for (const p of parts) {
+    out.set(p, offset);
+    offset += p.length;
+  }
+  return out;
 }
 
 function concat(parts: Float32Array[]): Float32Array {

@@ -54,7 +54,8 @@ export function activationGradKernel(
 /**
  * Inverted dropout in training, forward (x → y) or backward (dy → dx): the same expression, since
  * both multiply by mask/(1 − p). The mask is dropout_hash(seed, LAYER, e · SRC_PER + j) ≥ THRESHOLD
- * (util.ts), e the global example (EXAMPLE_BASE + micro-step index · BATCH + local example) and
+ * (util.ts), e the global example (EXAMPLE_BASE + micro-step index · CHUNK + local example n, or for
+ * n ≥ CHUNK, a hybrid head's second half, SECOND_BASE + micro-step index · CHUNK + n − CHUNK) and
  * j = SRC_OFFSET + l · SRC_STRIDE the source per-example index of local per-example index l.
  */
 export function dropoutKernel(
@@ -82,7 +83,8 @@ export function dropoutKernel(
   const { code, dispatch } = elementwise(
     total,
     [
-      "  let e = EXAMPLE_BASE + (step.micro >> 2u) * BATCH + i / PER;",
+      "  let n = i / PER;",
+      "  let e = EXAMPLE_BASE + select(n, n - CHUNK + SECOND_BASE, n >= CHUNK) + (step.micro >> 2u) * CHUNK;",
       "  let j = SRC_OFFSET + (i % PER) * SRC_STRIDE;",
       "  let keep = dropout_hash(step.seed, LAYER, e * SRC_PER + j) >= THRESHOLD;",
       `  ${storeGrad(spec.fold, "y", "i", "select(0.0, x[i] * SCALE, keep)")}`,
@@ -99,7 +101,11 @@ export function dropoutKernel(
       consts({
         LAYER: u32(spec.layer),
         EXAMPLE_BASE: u32(spec.exampleBase ?? 0),
-        BATCH: u32(spec.shape[0]),
+        // Examples per device per micro-step, and the global index of the second device's first
+        // example: a hybrid head's micro-batch is both devices' chunks (withSplitExamples); else
+        // CHUNK = the batch and SECOND_BASE is never reached.
+        CHUNK: u32(spec.shape[0]),
+        SECOND_BASE: u32(spec.shape[0]),
         PER: u32(per),
         SRC_PER: u32(spec.perExample),
         SRC_OFFSET: u32(spec.offset),
@@ -125,6 +131,19 @@ export function withExampleBase(wgsl: string, base: number): string {
   const re = /^(const EXAMPLE_BASE *: u32 = )0u;$/m;
   if (!re.test(wgsl)) throw new Error("not a dropout kernel: no EXAMPLE_BASE");
   return wgsl.replace(re, `$1${u32(base)};`);
+}
+
+/**
+ * A dropout kernel's WGSL for a hybrid head micro-batch: its first `chunk` examples are device 0's
+ * chunk of the micro-step, the next `chunk` device 1's, whose global indices start at `secondBase`.
+ */
+export function withSplitExamples(wgsl: string, chunk: number, secondBase: number): string {
+  const set = (code: string, name: string, value: number) => {
+    const re = new RegExp(`^(const ${name} *: u32 = )\\d+u;$`, "m");
+    if (!re.test(code)) throw new Error(`not a dropout kernel: no ${name}`);
+    return code.replace(re, `$1${u32(value)};`);
+  };
+  return set(set(wgsl, "CHUNK", chunk), "SECOND_BASE", secondBase);
 }
 
 /** At most this many terms per accumulate kernel (+1 output ≤ the 8 storage buffers WebGPU guarantees). */

@@ -29,10 +29,15 @@ commands:
                                  run the forward pass on a WebGPU device; writes \`logits\`
   export-onnx FILE -o model.onnx [--weights W.safetensors | --init SEED]
                                  the forward graph as ONNX (opset 13) with weights
+  bench FILE [--batch N] [--mode forward|train] [--placement model|data|hybrid] [--iters K]
+             [--warmup W] [--init SEED] [--format json]
+                                 time K steps on a WebGPU device after W warm-up steps (default 5, 2):
+                                 median ms per step, images/s, per-kernel wall times, GFLOP/s per
+                                 kernel class against alexc's 1024³ GEMM, memory per device
 
 options:
-  --format text|json             output format for diagnostics, info and check (default text)
-  --batch N                      batch size for compile/run (default: the input's, else 1)
+  --format text|json             output format for diagnostics, info, check and bench (default text)
+  --batch N                      batch size for compile/run/bench (default: the input's, else 1)
   --max-binding-bytes N          compile, info --memory: the device's maxStorageBufferBindingSize
                                  (default 134217728)
   --max-buffer-bytes N           info --memory: the device's maxBufferSize, the largest arena (default 2GiB)
@@ -56,6 +61,9 @@ const options = {
   memory: { type: "boolean" },
   "max-buffer-bytes": { type: "string" },
   "device-memory": { type: "string" },
+  mode: { type: "string" },
+  iters: { type: "string" },
+  warmup: { type: "string" },
   help: { type: "boolean", short: "h" },
   version: { type: "boolean", short: "v" },
 } satisfies ParseArgsConfig["options"];

@@ -4,10 +4,13 @@ import { mkdirSync } from "node:fs";
 import { dirname, join, relative, resolve, sep } from "node:path";
 import { fileURLToPath } from "node:url";
 import { format } from "prettier";
+import { benchCommand } from "./bench-command.ts";
 import { UsageError, VERSION, type CommandContext } from "./command-context.ts";
 import { diag, DiagnosticError, type Diagnostic } from "./diagnostics.ts";
 import { dumpGraph } from "./dump.ts";
+import { differentiate } from "./autodiff.ts";
 import { explainFusion, planFusion } from "./fuse.ts";
+import { explainGradFolds, gradFolds } from "./fuse-backward.ts";
 import type { Graph } from "./graph.ts";
 import { formatInfo, networkInfo } from "./info.ts";
 import { lower } from "./lower.ts";
@@ -211,7 +214,10 @@ const compile: Command = async (ctx) => {
   const graph = ctx.front.graph!;
   const recipe = ctx.front.recipe!;
   if (ctx.values["dump-ir"]) ctx.out(dumpGraph(graph));
-  if (ctx.values["explain-fusion"]) ctx.out(explainFusion(planFusion(graph)));
+  if (ctx.values["explain-fusion"]) {
+    const tg = differentiate(graph, { activeDropout: recipe.dropout });
+    ctx.out(`${explainFusion(planFusion(graph))}\n\n${explainGradFolds(gradFolds(tg))}`);
+  }
   const dir = ctx.values.output;
   if (typeof dir !== "string") {
     if (!ctx.values["dump-ir"] && !ctx.values["explain-fusion"])
@@ -336,4 +342,5 @@ export const commands: Record<string, Command> = {
   compile,
   run,
   "export-onnx": exportOnnxCommand,
+  bench: benchCommand,
 };

@@ -81,7 +81,6 @@ export const catalogue = {
       "opened {opened} of {count} WebGPU devices ({reason}); the towers share the devices that opened",
   },
 
-
   AX3007: {
     severity: "error",
     template: "the plan needs {peak} of memory on {device} but the budget is {budget}",

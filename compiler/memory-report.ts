@@ -8,7 +8,7 @@ import { lowerTrainingHybrid } from "./lower-hybrid.ts";
 import { lowerTrainingData, lowerTrainingPlaced } from "./lower-placed.ts";
 import { lowerTraining } from "./lower-train.ts";
 import { type InPlace, type Lane, type MemoryLimits, planMemory } from "./memory.ts";
-import type { Plan } from "./plan.ts";
+import type { CompiledPlan, Plan } from "./plan.ts";
 
 export type MemoryPlacement = "model" | "data" | "hybrid";
 
@@ -34,17 +34,20 @@ export interface MemoryReport {
 }
 
 /** The training plan of `graph` as `alexc compile` lowers it, at `batch`, placed when asked. */
-export function trainingPlanFor(
-  graph: Graph,
-  recipe: Recipe,
-  opts: {
-    batch: number;
-    placement?: MemoryPlacement;
-    maxBindingBytes: number;
-    source: string;
-    version: string;
-  },
-): Plan {
+export function trainingPlanFor(graph: Graph, recipe: Recipe, opts: TrainingPlanOptions): Plan {
+  return lowerTrainingFor(graph, recipe, opts).plan;
+}
+
+export interface TrainingPlanOptions {
+  batch: number;
+  placement?: MemoryPlacement;
+  maxBindingBytes: number;
+  source: string;
+  version: string;
+}
+
+/** The training plan with the recipe's optimizer settings, on one device or placed over two. */
+export function lowerTrainingFor(graph: Graph, recipe: Recipe, opts: TrainingPlanOptions): CompiledPlan {
   const lowerOptions = {
     batch: opts.batch,
     maxBindingBytes: opts.maxBindingBytes,
@@ -60,7 +63,7 @@ export function trainingPlanFor(
     data: lowerTrainingData,
     hybrid: lowerTrainingHybrid,
   }[opts.placement ?? "none"];
-  return lowering(graph, lowerOptions).plan;
+  return lowering(graph, lowerOptions);
 }
 
 /** Plans `plan`'s memory (AX3007 when `limits.deviceMemoryBytes` is exceeded) and summarises it. */

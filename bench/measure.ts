@@ -6,7 +6,7 @@
 import type { Recipe } from "../compiler/check/recipe.ts";
 import { elementCount, type Graph } from "../compiler/graph.ts";
 import { lowerPlaced } from "../compiler/lower-placed.ts";
-import { lower } from "../compiler/lower.ts";
+import { type LowerOptions, lower } from "../compiler/lower.ts";
 import { lowerTrainingFor } from "../compiler/memory-report.ts";
 import type { CompiledPlan, Plan, PlanKernel } from "../compiler/plan.ts";
 import type { OpenDevice } from "../runtime/devices.ts";
@@ -144,8 +144,9 @@ export function lowerForBench(
   recipe: Recipe,
   opts: { mode: BenchMode; batch: number; placement: BenchPlacement; maxBindingBytes: number },
   meta: { source: string; compilerVersion: string },
+  tune: Pick<LowerOptions, "tuning" | "onTunable"> = {},
 ): CompiledPlan {
-  const common = { batch: opts.batch, maxBindingBytes: opts.maxBindingBytes, ...meta };
+  const common = { batch: opts.batch, maxBindingBytes: opts.maxBindingBytes, ...meta, ...tune };
   if (opts.mode === "forward") {
     if (opts.placement === "none") return lower(graph, common);
     if (opts.placement === "model") return lowerPlaced(graph, common);
@@ -159,6 +160,7 @@ export function lowerForBench(
       source: meta.source,
       version: meta.compilerVersion,
     },
+    ...tune,
   });
 }
 

@@ -4,6 +4,7 @@
 // median ms per step, images/s, per-kernel times, per-class GFLOP/s against alexc's own GEMM ceiling
 // (and the CPU's native rate where the adapter is a CPU) and the memory per device. The measuring
 // lives in bench/measure.ts, bench/kernel-timer.ts and bench/ceiling.ts; this file parses and prints.
+import type { TuningTable } from "./tuning.ts";
 import { UsageError, VERSION, type CommandContext } from "./command-context.ts";
 import type { BenchMode, BenchPlacement, BenchResult } from "../bench/measure.ts";
 import type { Ceiling } from "../bench/ceiling.ts";
@@ -59,12 +60,20 @@ export async function benchCommand(ctx: CommandContext): Promise<number> {
   const devs = await openDevices({ count: placement === "none" ? 1 : 2, allowFewer: false });
   try {
     const meta = { source: ctx.file, compilerVersion: VERSION };
-    const compiled = lowerForBench(
-      graph,
-      recipe,
-      { mode, batch, placement, maxBindingBytes: devs[0].maxBindingBytes },
-      meta,
-    );
+    const shape = { mode, batch, placement, maxBindingBytes: devs[0].maxBindingBytes };
+    // --autotune: the convolution tiles measured fastest on this adapter (cached per adapter)
+    let tuning: TuningTable | undefined;
+    if (ctx.values.autotune) {
+      const { adapterKey, autotune, collectTunables, loadTuning, saveTuning } =
+        await import("../runtime/autotune.ts");
+      const cached = loadTuning(adapterKey(devs[0]));
+      const wanted = collectTunables((onTunable) => lowerForBench(graph, recipe, shape, meta, { onTunable }));
+      tuning = await autotune(devs[0], wanted, cached, {
+        progress: (done, total, key) => ctx.err(`autotune: shape ${done + 1} of ${total}: ${key}`),
+      });
+      ctx.err(`autotune: ${saveTuning(tuning)}`);
+    }
+    const compiled = lowerForBench(graph, recipe, shape, meta, { tuning });
     const opts = {
       mode,
       batch,

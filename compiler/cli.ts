@@ -30,10 +30,11 @@ commands:
   export-onnx FILE -o model.onnx [--weights W.safetensors | --init SEED]
                                  the forward graph as ONNX (opset 13) with weights
   bench FILE [--batch N] [--mode forward|train] [--placement model|data|hybrid] [--iters K]
-             [--warmup W] [--init SEED] [--format json]
+             [--warmup W] [--init SEED] [--autotune] [--format json]
                                  time K steps on a WebGPU device after W warm-up steps (default 5, 2):
                                  median ms per step, images/s, per-kernel wall times, GFLOP/s per
-                                 kernel class against alexc's 1024³ GEMM, memory per device
+                                 kernel class against alexc's 1024³ GEMM, memory per device;
+                                 --autotune: convolution tiles measured on this adapter (cached)
 
 options:
   --format text|json             output format for diagnostics, info, check and bench (default text)
@@ -52,6 +53,7 @@ const options = {
   output: { type: "string", short: "o" },
   "dump-ir": { type: "boolean" },
   "explain-fusion": { type: "boolean" },
+  autotune: { type: "boolean" },
   placement: { type: "string" },
   batch: { type: "string" },
   weights: { type: "string" },

@@ -4,6 +4,7 @@
 // declare an op's own extra tensors and emit its kernels through the context.
 import type { BackwardStep, TrainingGraph } from "./autodiff.ts";
 import { DiagnosticError, diag } from "./diagnostics.ts";
+import type { Tiles, TunableKind, TunableShape } from "./tuning.ts";
 import type { GradEpilogue } from "./wgsl/backward/util.ts";
 import { type ActivationOp, type Node, type NodeAttrs, type OpKind, elementCount } from "./graph.ts";
 import type { PlanTensor } from "./plan.ts";
@@ -63,6 +64,8 @@ export interface OpContext {
   parts(param: string): Part[];
   partNames(param: string, base: string): string[];
   add(name: string, shape: number[], role: PlanTensor["role"], extra?: Pick<PlanTensor, "dtype">): void;
+  /** The tiles of a tunable kernel of this shape (lower.ts `tiles`: the tuning table, recorded). */
+  tiles(kind: TunableKind, shape: TunableShape): Tiles;
   emit(what: string, source: KernelSource | TrainKernelSource): void;
 }
 
@@ -91,6 +94,15 @@ const dropoutSource = (c: OpContext) => {
   return { layer, perExample, offset, stride };
 };
 
+/** A conv node's kernel shape for one weight part (tuning.ts TunableShape). */
+function convShape(attrs: AttrsOf<"conv">, c: OpContext, part: Part): TunableShape {
+  return {
+    ...{ batch: c.batch, input: c.inShape, output: c.node.shape, groups: attrs.groups },
+    ...{ kernel: attrs.kernel, stride: attrs.stride, pad: attrs.pad },
+    ...{ outBase: part.rowBase, outCount: part.rowCount },
+  };
+}
+
 /** conv / dense: one kernel per weight part (each computes its rows of the output). */
 function forwardGemm(attrs: AttrsOf<"conv"> | AttrsOf<"dense">, c: OpContext) {
   const weight = c.param("weight")!;
@@ -101,9 +113,10 @@ function forwardGemm(attrs: AttrsOf<"conv"> | AttrsOf<"dense">, c: OpContext) {
       "fwd",
       attrs.op === "conv"
         ? convKernel(c.id, {
-            ...{ batch: c.batch, input: c.inShape, output: c.node.shape, groups: attrs.groups, tensors },
-            ...{ kernel: attrs.kernel, stride: attrs.stride, pad: attrs.pad },
-            ...{ outBase: part.rowBase, outCount: part.rowCount, activation: c.activation },
+            ...convShape(attrs, c, part),
+            ...c.tiles("conv", convShape(attrs, c, part)),
+            tensors,
+            activation: c.activation,
           })
         : denseKernel(c.id, {
             ...{ batch: c.batch, inFeatures: elementCount(c.inShape), outFeatures: c.node.shape[0] },
@@ -196,16 +209,19 @@ function backwardGemm(attrs: AttrsOf<"conv"> | AttrsOf<"dense">, c: OpContext, t
   const last = c.parts(weight).length - 1;
   c.parts(weight).forEach((part, j) => {
     if (attrs.op === "conv") {
-      const spec = {
-        ...{ batch: c.batch, input: c.inShape, output: c.node.shape, groups: attrs.groups },
-        ...{ kernel: attrs.kernel, stride: attrs.stride, pad: attrs.pad },
-        ...{ outBase: part.rowBase, outCount: part.rowCount },
-      };
+      const spec = convShape(attrs, c, part);
       const tensors = { dy, w: part.tensor, dx: dx! };
       const fold = j === last ? c.gradFold : undefined; // after every part has added its rows
-      if (dx) c.emit("dgrad", convDataGradKernel(c.id, { ...spec, accumulate: j > 0, fold, tensors }));
+      if (dx) {
+        const dgrad = { ...spec, ...c.tiles("conv.dgrad", spec), accumulate: j > 0, fold, tensors };
+        c.emit("dgrad", convDataGradKernel(c.id, dgrad));
+      }
       const wgrad = { x: c.x, dy, dw: gradParts[j] };
-      if (trainsWeight) c.emit("wgrad", convWeightGradKernel(c.id, { ...spec, tensors: wgrad }));
+      if (trainsWeight)
+        c.emit(
+          "wgrad",
+          convWeightGradKernel(c.id, { ...spec, ...c.tiles("conv.wgrad", spec), tensors: wgrad }),
+        );
     } else {
       const spec = {
         ...{ batch: c.batch, inFeatures: elementCount(c.inShape), outFeatures: c.node.shape[0] },

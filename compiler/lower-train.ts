@@ -27,7 +27,7 @@ import { DiagnosticError, diag } from "./diagnostics.ts";
 import { type ActivationOp, type Graph, type Node, elementCount } from "./graph.ts";
 import { fusedAt, type Fusion, planFusion } from "./fuse.ts";
 import { type GradFold, gradFolds } from "./fuse-backward.ts";
-import { type LowerOptions, lower, microBatchFor } from "./lower.ts";
+import { type LowerOptions, lower, microBatchFor, tiles } from "./lower.ts";
 import {
   type OpContext,
   type Part,
@@ -354,6 +354,7 @@ class TrainLowering {
       parts: (param) => this.parts.get(param)!,
       partNames: (param, base) => this.partNames(param, base),
       add: (name, shape, role, extra) => this.add(name, shape, role, extra ?? {}),
+      tiles: (kind, shape) => tiles(this.opts, kind, shape),
       emit: (what, source) => this.emit(node.name, what, source),
     };
   }

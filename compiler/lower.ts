@@ -11,6 +11,7 @@
 // Buffers are one per plan tensor; the memory planner (arenas, reuse) comes later.
 import { type Code, type Diagnostic, DiagnosticError, diag } from "./diagnostics.ts";
 import { type Fusion, fusedAt, planFusion } from "./fuse.ts";
+import { type Tiles, type TunableKind, type TunableShape, type TuningTable, tilesFor } from "./tuning.ts";
 import { type Graph, type Node, type Param, elementCount } from "./graph.ts";
 import {
   type CompiledPlan,
@@ -41,6 +42,16 @@ export interface LowerOptions {
   compilerVersion: string;
   /** Fuse element-wise layers into their anchors (compiler/fuse.ts); default true. */
   fuse?: boolean;
+  /** Measured tile choices per kernel shape for this adapter (tuning.ts, runtime/autotune.ts). */
+  tuning?: TuningTable;
+  /** Called with every tunable kernel's shape as it is lowered (the autotuner collects them). */
+  onTunable?: (kind: TunableKind, shape: TunableShape) => void;
+}
+
+/** The tiles for a tunable kernel (reporting it to `onTunable`). */
+export function tiles(opts: LowerOptions, kind: TunableKind, shape: TunableShape): Tiles {
+  opts.onTunable?.(kind, shape);
+  return tilesFor(opts.tuning, kind, shape);
 }
 
 const F32_BYTES = 4;
@@ -305,18 +316,19 @@ class Lowering {
         parts.forEach((part, j) => {
           const kernel = parts.length > 1 ? `${name}_p${j}` : name;
           const tensors = { x: input, w: part.tensor, b: bias, y };
+          const convShape =
+            attrs.op === "conv"
+              ? {
+                  ...{ batch, input: inShape(), output: node.shape, groups: attrs.groups },
+                  ...{ kernel: attrs.kernel, stride: attrs.stride, pad: attrs.pad },
+                  ...{ outBase: part.rowBase, outCount: part.rowCount },
+                }
+              : undefined!;
           const source =
             attrs.op === "conv"
               ? convKernel(id(kernel), {
-                  batch,
-                  input: inShape(),
-                  output: node.shape,
-                  kernel: attrs.kernel,
-                  stride: attrs.stride,
-                  pad: attrs.pad,
-                  groups: attrs.groups,
-                  outBase: part.rowBase,
-                  outCount: part.rowCount,
+                  ...convShape,
+                  ...tiles(this.opts, "conv", convShape),
                   tensors,
                   activation,
                 })

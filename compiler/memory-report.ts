@@ -8,6 +8,7 @@ import { lowerTrainingHybrid } from "./lower-hybrid.ts";
 import { lowerTrainingData, lowerTrainingPlaced } from "./lower-placed.ts";
 import { lowerTraining } from "./lower-train.ts";
 import { type InPlace, type Lane, type MemoryLimits, planMemory } from "./memory.ts";
+import type { LowerOptions } from "./lower.ts";
 import type { CompiledPlan, Plan } from "./plan.ts";
 
 export type MemoryPlacement = "model" | "data" | "hybrid";
@@ -44,6 +45,9 @@ export interface TrainingPlanOptions {
   maxBindingBytes: number;
   source: string;
   version: string;
+  /** Measured tiles (tuning.ts) and the hook that reports tunable shapes. */
+  tuning?: LowerOptions["tuning"];
+  onTunable?: LowerOptions["onTunable"];
 }
 
 /** The training plan with the recipe's optimizer settings, on one device or placed over two. */
@@ -56,6 +60,8 @@ export function lowerTrainingFor(graph: Graph, recipe: Recipe, opts: TrainingPla
     momentum: recipe.momentum,
     weightDecay: recipe.weightDecay,
     activeDropout: recipe.dropout,
+    tuning: opts.tuning,
+    onTunable: opts.onTunable,
   };
   const lowering = {
     none: lowerTraining,

@@ -37,13 +37,13 @@ import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { DiagnosticError } from "${root}/compiler/diagnostics.ts";
 import type { Graph } from "${root}/compiler/graph.ts";
-import { lowerTraining } from "${root}/compiler/lower-train.ts";
+import { lowerTraining, type TrainLowerOptions } from "${root}/compiler/lower-train.ts";
 import { lowerTrainingData, lowerTrainingPlaced } from "${root}/compiler/lower-placed.ts";
 import { lowerTrainingHybrid } from "${root}/compiler/lower-hybrid.ts";
 import { planSchema, type CompiledPlan } from "${root}/compiler/plan.ts";
 import { renderDiagnostics } from "${root}/compiler/render.ts";
 import { DEFAULT_FASHION_MNIST_DIR, FASHION_MNIST_MEAN, FASHION_MNIST_STD, loadFashionMnist, toFloatBatch, drawAugmentation, type ImageSet } from "${root}/runtime/data/fashion-mnist.ts";
-import { closeDevices, openDevices } from "${root}/runtime/devices.ts";
+import { closeDevices, openDevices, type OpenDevice } from "${root}/runtime/devices.ts";
 import { initParams } from "${root}/runtime/init.ts";
 import { loadLatest, writeCheckpoint } from "${root}/runtime/train/checkpoint.ts";
 import { MetricsWriter, topKErrors } from "${root}/runtime/train/metrics.ts";
@@ -54,6 +54,7 @@ import { createSchedule } from "${root}/runtime/train/schedule.ts";
 import { createPlacedTrainer } from "${root}/runtime/placed.ts";
 import { createTrainer, type Trainer } from "${root}/runtime/trainer.ts";
 import { withMemoryPlan } from "${root}/compiler/memory-bind.ts";
+import { adapterKey, autotune, collectTunables, loadTuning, saveTuning } from "${root}/runtime/autotune.ts";
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 
@@ -88,6 +89,8 @@ usage: ${ctx.runCommand} [options]
   --checkpoint-every N   also checkpoint every N steps within an epoch (default: at the end of each epoch)
   --limit N              train on the first N training examples only (quick trials)
   --max-steps N          stop after N steps in all (quick trials)
+  --autotune             measure the convolution kernels' tile candidates on this adapter on first use
+                         (cached per adapter under ~/.cache/alexc/tuning) and run the fastest
   --reuse-memory         one device: tensors whose lifetimes do not overlap share device memory (the
                          compiler's memory plan: the liveness peak instead of the sum of all tensors);
                          a NaN then names no layer
@@ -109,6 +112,7 @@ interface Options {
   limit: number;
   maxSteps: number;
   reuseMemory: boolean;
+  autotune: boolean;
 }
 
 class UsageError extends Error {}
@@ -131,6 +135,7 @@ function parseOptions(argv: string[]): Options | undefined {
       limit: { type: "string" },
       "max-steps": { type: "string" },
       "reuse-memory": { type: "boolean" },
+      autotune: { type: "boolean" },
       help: { type: "boolean", short: "h" },
     },
   });
@@ -161,6 +166,7 @@ function parseOptions(argv: string[]): Options | undefined {
     limit: int("limit", values.limit, 0, 0),
     maxSteps: int("max-steps", values["max-steps"], 0, 0),
     reuseMemory: values["reuse-memory"] ?? false,
+    autotune: values.autotune ?? false,
   };
 }
 
@@ -169,7 +175,7 @@ function parseOptions(argv: string[]): Options | undefined {
  * lowered anew; on two, the network placed over them (\`model\`: tower t on device t, transfers at
  * the cross-tower layers; \`data\`: half the batch each, gradients averaged before the update).
  */
-function loadPlan(graph: Graph, opt: Options, maxBindingBytes: number): CompiledPlan {
+function loadPlan(graph: Graph, opt: Options, maxBindingBytes: number, tune: Partial<TrainLowerOptions> = {}): CompiledPlan {
   const { batch } = opt;
   const options = {
     batch,
@@ -179,6 +185,7 @@ function loadPlan(graph: Graph, opt: Options, maxBindingBytes: number): Compiled
     momentum: RECIPE.momentum,
     weightDecay: RECIPE.weightDecay,
     activeDropout: ACTIVE_DROPOUT,
+    ...tune,
   };
   if (opt.devices > 1) {
     const placed = { model: lowerTrainingPlaced, data: lowerTrainingData, hybrid: lowerTrainingHybrid };
@@ -186,6 +193,7 @@ function loadPlan(graph: Graph, opt: Options, maxBindingBytes: number): Compiled
   }
   const file = join(HERE, "train", "plan.json");
   const plan = existsSync(file) ? planSchema.parse(JSON.parse(readFileSync(file, "utf8"))) : undefined;
+  if (tune.tuning || tune.onTunable) return lowerTraining(graph, options); // the tiles differ from this folder's
   if (plan && plan.batch === batch && plan.kernels.every((k) => k.device === 0)) {
     const wgsl: Record<string, string> = {};
     for (const k of plan.kernels) wgsl[k.name] = readFileSync(join(HERE, "train", k.file), "utf8");
@@ -193,6 +201,22 @@ function loadPlan(graph: Graph, opt: Options, maxBindingBytes: number): Compiled
   }
   console.error(\`note: compiling the training plan for batch \${batch}\${plan ? \` (this folder holds batch \${plan.batch})\` : ""}\`);
   return lowerTraining(graph, options);
+}
+
+/**
+ * The plan lowered with the convolution tiles measured fastest on this adapter: cached per adapter
+ * (runtime/autotune.ts), so only shapes never seen before are measured, with progress shown.
+ */
+async function tunedPlan(graph: Graph, opt: Options, maxBindingBytes: number, dev: OpenDevice): Promise<CompiledPlan> {
+  const key = adapterKey(dev);
+  const cached = loadTuning(key);
+  const wanted = collectTunables((onTunable) => loadPlan(graph, opt, maxBindingBytes, { onTunable }));
+  const tuning = await autotune(dev, wanted, cached, {
+    progress: (done, total, shape) => process.stderr.write(\`\\rautotune: shape \${done + 1} of \${total} (\${shape.split(" ")[0]})   \`),
+  });
+  if (Object.keys(tuning.entries).length > Object.keys(cached?.entries ?? {}).length)
+    console.error(\`\\nautotune: cached in \${saveTuning(tuning)}\`);
+  return loadPlan(graph, opt, maxBindingBytes, { tuning });
 }
 
 /** A stable 32-bit dropout seed per global step, independent of every other random choice. */
@@ -241,7 +265,7 @@ async function train(opt: Options): Promise<number> {
   const devices = await openDevices({ count: opt.devices });
   try {
     const maxBindingBytes = Math.min(...devices.map((d) => d.maxBindingBytes));
-    const compiled = loadPlan(graph, opt, maxBindingBytes);
+    const compiled = opt.autotune ? await tunedPlan(graph, opt, maxBindingBytes, devices[0]) : loadPlan(graph, opt, maxBindingBytes);
     const planHash = createHash("sha256").update(JSON.stringify(compiled.plan)).digest("hex").slice(0, 16);
     // The memory plan changes where tensors live, not what is computed: the plan hash (checkpoints) is the same.
     const trainer =

@@ -4,6 +4,7 @@
 // neither the extra dispatch nor the ∂L/∂y tensor exists. Chosen per training graph, before lowering.
 import type { BackwardStep, TrainingGraph } from "./autodiff.ts";
 import type { ActivationOp } from "./graph.ts";
+import { activationOps } from "./check/attributes.ts";
 
 /** An activation backward step folded into the kernel that produces its ∂L/∂y (GradEpilogue). */
 export interface GradFold {
@@ -47,7 +48,7 @@ export function gradFolds(tg: TrainingGraph): Map<string, GradFold> {
   return folds;
 }
 
-const ACTIVATIONS = new Set<string>(["relu", "tanh", "sigmoid"]);
+const ACTIVATIONS = new Set<string>(activationOps);
 
 /** `--explain-fusion`, backward half: one line per fold. */
 export function explainGradFolds(folds: ReadonlyMap<string, GradFold>): string {

@@ -12,6 +12,7 @@
 // The lowerings (lower.ts, lower-train.ts) read the groups; the numbers are those of the unfused
 // plan bit for bit, because the epilogue is the very expression the activation kernel evaluates.
 import type { ActivationOp, Graph, Node } from "./graph.ts";
+import { activationOps } from "./check/attributes.ts";
 
 /** A fused kernel group: its anchor, the layers it covers in order, and what its kernels write. */
 export interface FusedGroup {
@@ -39,7 +40,7 @@ export interface Fusion {
   absorbedInto: Record<string, string>;
 }
 
-const ACTIVATIONS = new Set<string>(["relu", "tanh", "sigmoid"]);
+const ACTIVATIONS = new Set<string>(activationOps);
 const ANCHORS = new Set<string>(["conv", "dense"]);
 
 /** The groups of `graph`; with `enabled: false`, every node alone (the unfused plan, for comparison). */

@@ -25,7 +25,7 @@ import { activationKernel } from "./wgsl/activation.ts";
 import { batchNormKernel } from "./wgsl/batchnorm.ts";
 import type { KernelIdentity, KernelSource } from "./wgsl/common.ts";
 import { concatKernel } from "./wgsl/concat.ts";
-import { convKernel } from "./wgsl/conv.ts";
+import { type ConvSpec, convKernel } from "./wgsl/conv.ts";
 import { denseKernel } from "./wgsl/dense.ts";
 import { lrnKernel } from "./wgsl/lrn.ts";
 import { poolKernel } from "./wgsl/pool.ts";
@@ -280,6 +280,22 @@ class Lowering {
     this.wgsl[name] = source.wgsl;
   }
 
+  /** A conv node's forward kernel for one weight part, with the tuned tiles for its shape. */
+  convKernel(
+    id: KernelIdentity,
+    node: Node,
+    attrs: Extract<Node["attrs"], { op: "conv" }>,
+    part: WeightPart,
+    rest: Pick<ConvSpec, "tensors" | "activation">,
+  ): KernelSource {
+    const shape = {
+      ...{ batch: this.opts.batch, input: this.shapeOf(node.inputs[0], node), output: node.shape },
+      ...{ kernel: attrs.kernel, stride: attrs.stride, pad: attrs.pad, groups: attrs.groups },
+      ...{ outBase: part.rowBase, outCount: part.rowCount },
+    };
+    return convKernel(id, { ...shape, ...tiles(this.opts, "conv", shape), ...rest });
+  }
+
   lowerNode(node: Node, name: string) {
     const { attrs } = node;
     const group = fusedAt(this.fusion, node.name)?.members ?? [node.name];
@@ -316,22 +332,9 @@ class Lowering {
         parts.forEach((part, j) => {
           const kernel = parts.length > 1 ? `${name}_p${j}` : name;
           const tensors = { x: input, w: part.tensor, b: bias, y };
-          const convShape =
-            attrs.op === "conv"
-              ? {
-                  ...{ batch, input: inShape(), output: node.shape, groups: attrs.groups },
-                  ...{ kernel: attrs.kernel, stride: attrs.stride, pad: attrs.pad },
-                  ...{ outBase: part.rowBase, outCount: part.rowCount },
-                }
-              : undefined!;
           const source =
             attrs.op === "conv"
-              ? convKernel(id(kernel), {
-                  ...convShape,
-                  ...tiles(this.opts, "conv", convShape),
-                  tensors,
-                  activation,
-                })
+              ? this.convKernel(id(kernel), node, attrs, part, { tensors, activation })
               : denseKernel(id(kernel), {
                   batch,
                   inFeatures: elementCount(inShape()),

@@ -8,22 +8,12 @@
 // its bias, then fma over c, ky, kx ascending), so those results are bitwise the same whatever the
 // table says; a weight gradient's `splits` changes how its reduction is partitioned (fixed per table).
 import { z } from "zod";
-import type { Padding2D } from "./graph.ts";
+import type { ConvGradSpec } from "./wgsl/backward/conv.ts";
 
 export type TunableKind = "conv" | "conv.dgrad" | "conv.wgrad";
 
-/** What a tunable kernel's template needs to know of its shape (ConvSpec / ConvGradSpec's fields). */
-export interface TunableShape {
-  batch: number;
-  input: readonly number[];
-  output: readonly number[];
-  kernel: readonly [number, number];
-  stride: readonly [number, number];
-  pad: Padding2D;
-  groups: number;
-  outBase: number;
-  outCount: number;
-}
+/** What a tunable kernel's template needs to know of its shape: the convolution's (both directions). */
+export type TunableShape = ConvGradSpec;
 
 const tilesSchema = z.object({
   channelsPerInvocation: z.number().int().positive().optional(),

@@ -10,6 +10,7 @@ import { elementCount } from "../compiler/graph.ts";
 import type { CompiledPlan, Plan, PlanKernel, PlanTensor } from "../compiler/plan.ts";
 import type { OpenDevice } from "./devices.ts";
 import { buildKernelStep, messageOf, type KernelStep } from "./pipeline.ts";
+import { concat } from "./concat.ts";
 
 export interface ExecutorOptions {
   /** Time every kernel with timestamp queries (when the device has them). */
@@ -208,8 +209,7 @@ export class Executor {
       }
       results.push(await this.#runOnce());
     }
-    const logits = new Float32Array(results.reduce((n, r) => n + r.logits.length, 0));
-    results.forEach((r, j) => logits.set(r.logits, j * results[0].logits.length));
+    const logits = concat(results.map((r) => r.logits));
     const kernels = results[0].kernels?.map((t, i) => ({
       ...t,
       ms: results.reduce((ms, r) => ms + (r.kernels?.[i]?.ms ?? 0), 0),

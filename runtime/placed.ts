@@ -10,10 +10,9 @@ import {
   type PlacedKernelTiming,
   PlacedRuntime,
   type TransferTiming,
-  concat,
-  concatInt,
   internal,
 } from "./placed-runtime.ts";
+import { concat } from "./concat.ts";
 import type { StepResult, Trainer } from "./trainer.ts";
 
 export type { PlacedKernelTiming, TransferTiming } from "./placed-runtime.ts";
@@ -242,7 +241,7 @@ class PlacedTrainer implements Trainer {
     if (this.#outputDevices === this.#devices)
       for (const c of labels) this.#rt.write(this.#rt.tensors.get(c.name)!, c.data);
     // hybrid: the head's labels are every device's chunk, device 0's first, on device 0
-    else this.#rt.write(this.#rt.tensors.get(this.#training.labels)!, concatInt(labels.map((c) => c.data)));
+    else this.#rt.write(this.#rt.tensors.get(this.#training.labels)!, concat(labels.map((c) => c.data)));
   }
 
   async step(opts: { lr: number; seed: number; step?: number; timing?: boolean }): Promise<PlacedStepResult> {

@@ -27,6 +27,7 @@ import type {
 import type { OpenDevice } from "./devices.ts";
 import { buildKernelStep, messageOf, type KernelStep } from "./pipeline.ts";
 import { type TensorMemory, allocateTensors, rangeOf } from "./arenas.ts";
+import { concat } from "./concat.ts";
 
 export interface StepResult {
   /** The batch-mean loss of this step's forward pass (before the update). */
@@ -66,17 +67,6 @@ export interface Trainer {
 type Step = KernelStep;
 
 /** Concatenates the micro-steps' outputs (the one array itself when there is one). */
-function concat(parts: Float32Array[]): Float32Array {
-  if (parts.length === 1) return parts[0];
-  const out = new Float32Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
-}
-
 /** Per-kernel GPU times summed over micro-steps. */
 function sumTimes(total: StepResult["kernels"], next: StepResult["kernels"]): StepResult["kernels"] {
   if (!total || !next) return next ?? total;

@@ -1,4 +1,5 @@
-// `npm run bench [-- --only SUBSTR[,SUBSTR…]] [--iters K] [--warmup W] [--kernel-reps R] [--peers LIST]`:
+// `npm run bench [-- --only SUBSTR[,SUBSTR…]] [--iters K] [--warmup W] [--kernel-reps R] [--peers LIST]
+// [--autotune]` (--autotune: alexc runs the tiles its autotuner measured fastest on this adapter):
 // alexc against TF.js WebGPU, ONNX Runtime WebGPU and the CPU references (onnxruntime-web wasm,
 // onnxruntime-node), in one run on the same adapter, row by row (bench/README.md says what each row
 // and column means). Every peer runs in its own process (bench/peers/), is checked against
@@ -38,6 +39,7 @@ const iters = number("--iters", 5);
 const warmup = number("--warmup", 1);
 const kernelReps = number("--kernel-reps", 3);
 const only = flag("--only")?.split(",");
+const tuned = args.includes("--autotune");
 const peers = (flag("--peers")?.split(",") ?? [...PEERS]) as PeerName[];
 for (const p of peers)
   if (!PEERS.includes(p)) throw new Error(`--peers: unknown peer ${p} (${PEERS.join(", ")})`);
@@ -106,7 +108,10 @@ const results: RowResult[] = [];
 for (const row of rows) {
   console.error(`${row.id} (${row.network}, ${row.mode}, batch ${row.batch}):`);
   const reference = join(scratch, `${row.id.replace(/\//g, "-")}.f32`);
-  const job = (peer: PeerName): Job => ({ ...base, ...row, peer, reference, kernelReps });
+  const job = (peer: PeerName): Job => ({
+    ...{ ...base, ...row, peer, reference, kernelReps },
+    ...(tuned && peer === "alexc" ? { autotune: true } : {}),
+  });
   const cells: Partial<Record<PeerName, PeerResult>> = {};
   // onnxruntime-node first: it writes the reference every other peer is checked against.
   cells["ort-node"] = await runPeer(fileOf["ort-node"], job("ort-node"));

@@ -10,7 +10,8 @@ import { diag, DiagnosticError, type Diagnostic } from "./diagnostics.ts";
 import { dumpGraph } from "./dump.ts";
 import { differentiate } from "./autodiff.ts";
 import { explainFusion, planFusion } from "./fuse.ts";
-import { explainGradFolds, gradFolds } from "./fuse-backward.ts";
+import { biasFolds, explainGradFolds, gradFolds } from "./fuse-backward.ts";
+import { explainOptimizer } from "./fuse-optimizer.ts";
 import type { Graph } from "./graph.ts";
 import { formatInfo, networkInfo } from "./info.ts";
 import { lower } from "./lower.ts";
@@ -214,32 +215,40 @@ const compile: Command = async (ctx) => {
   const graph = ctx.front.graph!;
   const recipe = ctx.front.recipe!;
   if (ctx.values["dump-ir"]) ctx.out(dumpGraph(graph));
+  const dir = ctx.values.output;
+  const maxBindingBytes =
+    intOption(ctx.values["max-binding-bytes"], "max-binding-bytes") ?? DEFAULT_MAX_BINDING;
+  const common = { maxBindingBytes, source: ctx.file, compilerVersion: VERSION };
+  // The training plan at the recipe's batch: forward, loss, backward and the paper's update. A batch
+  // whose activations exceed a binding (AlexNet's conv1 at 128 under 128 MiB) is micro-batched.
+  const lowerRecipe = () =>
+    lowerTraining(graph, {
+      ...common,
+      batch: recipe.batch,
+      momentum: recipe.momentum,
+      weightDecay: recipe.weightDecay,
+      activeDropout: recipe.dropout,
+    });
   if (ctx.values["explain-fusion"]) {
     const tg = differentiate(graph, { activeDropout: recipe.dropout });
-    ctx.out(`${explainFusion(planFusion(graph))}\n\n${explainGradFolds(gradFolds(tg))}`);
+    ctx.out(
+      [
+        explainFusion(planFusion(graph)),
+        explainGradFolds(gradFolds(tg), biasFolds(tg)),
+        explainOptimizer(lowerRecipe().plan),
+      ].join("\n\n"),
+    );
   }
-  const dir = ctx.values.output;
   if (typeof dir !== "string") {
     if (!ctx.values["dump-ir"] && !ctx.values["explain-fusion"])
       throw new UsageError("compile needs -o DIR (or --dump-ir, --explain-fusion)");
     return 0;
   }
-  const maxBindingBytes =
-    intOption(ctx.values["max-binding-bytes"], "max-binding-bytes") ?? DEFAULT_MAX_BINDING;
-  const common = { maxBindingBytes, source: ctx.file, compilerVersion: VERSION };
   // The inference plan (what `alexc run` and infer.ts execute) at --batch, default 1.
   const batch = intOption(ctx.values.batch, "batch") ?? 1;
   const forward = lower(graph, { ...common, batch });
   writePlan(dir, forward);
-  // The training plan at the recipe's batch: forward, loss, backward and the paper's update. A batch
-  // whose activations exceed a binding (AlexNet's conv1 at 128 under 128 MiB) is micro-batched.
-  const training = lowerTraining(graph, {
-    ...common,
-    batch: recipe.batch,
-    momentum: recipe.momentum,
-    weightDecay: recipe.weightDecay,
-    activeDropout: recipe.dropout,
-  });
+  const training = lowerRecipe();
   writePlan(join(dir, "train"), training);
   writeAtomic(join(dir, "graph.json"), JSON.stringify(graph, null, 2) + "\n");
 

@@ -1,7 +1,10 @@
 // fuse-backward: the backward half of fusion (fuse.ts does the forward). An activation's backward
 // kernel (∂L/∂x = ∂L/∂y · act'(y), element by element) folds into the kernel that produces its
 // ∂L/∂y: that kernel applies the derivative as it stores (wgsl/backward/util.ts GradEpilogue), so
-// neither the extra dispatch nor the ∂L/∂y tensor exists. Chosen per training graph, before lowering.
+// neither the extra dispatch nor the ∂L/∂y tensor exists. And a conv / dense bias gradient
+// (db = Σ dy per output channel) folds into the layer's weight-gradient kernel: it is that GEMM
+// with a column of ones for the input, so the same dispatch computes it (wgsl/backward
+// conv-blocked.ts, dense.ts). Chosen per training graph, before lowering.
 import type { BackwardStep, TrainingGraph } from "./autodiff.ts";
 import type { ActivationOp } from "./graph.ts";
 import { activationOps } from "./check/attributes.ts";
@@ -50,11 +53,44 @@ export function gradFolds(tg: TrainingGraph): Map<string, GradFold> {
 
 const ACTIVATIONS = new Set<string>(activationOps);
 
+/** A conv / dense bias gradient computed by the layer's weight-gradient kernel(s). */
+export interface BiasFold {
+  layer: string;
+  op: "conv" | "dense";
+  /** The gradients the weight-gradient kernels store: ∂L/∂W (part by part) and ∂L/∂b. */
+  weightGrad: string;
+  biasGrad: string;
+}
+
+/**
+ * The step's bias fold: when it trains both the weight and the bias of a conv / dense layer. A
+ * trained bias beside a frozen weight has no weight-gradient kernel to ride in and keeps its own.
+ */
+export function biasFold(step: BackwardStep): BiasFold | undefined {
+  if (step.op !== "conv" && step.op !== "dense") return undefined;
+  const grad = (suffix: string) => step.dparams.find((d) => d.param === `${step.node}.${suffix}`)?.grad;
+  const [weightGrad, biasGrad] = [grad("weight"), grad("bias")];
+  return weightGrad && biasGrad ? { layer: step.node, op: step.op, weightGrad, biasGrad } : undefined;
+}
+
+export function biasFolds(tg: TrainingGraph): BiasFold[] {
+  return tg.steps.flatMap((s) => (s.kind === "backward" ? (biasFold(s) ?? []) : []));
+}
+
 /** `--explain-fusion`, backward half: one line per fold. */
-export function explainGradFolds(folds: ReadonlyMap<string, GradFold>): string {
+export function explainGradFolds(folds: ReadonlyMap<string, GradFold>, biases: readonly BiasFold[]): string {
   const lines = [...folds].map(
     ([producer, f]) =>
       `${f.activation}'s derivative (${f.op}) folded into ${producer}'s backward, which stores ${f.dx}`,
   );
-  return [`backward: ${folds.size} activation derivative(s) folded`, ...lines].join("\n");
+  const biasLines = biases.map(
+    (b) =>
+      `${b.layer}'s bias gradient folded into its weight-gradient kernel (the ${b.op} GEMM's column of ones), which stores ${b.biasGrad} beside ${b.weightGrad}`,
+  );
+  return [
+    `backward: ${folds.size} activation derivative(s) folded`,
+    ...lines,
+    `backward: ${biases.length} bias gradient(s) folded (no separate bgrad kernel)`,
+    ...biasLines,
+  ].join("\n");
 }

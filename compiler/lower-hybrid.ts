@@ -21,7 +21,7 @@ import { DiagnosticError, diag } from "./diagnostics.ts";
 import { type Graph, elementCount } from "./graph.ts";
 import { place } from "./lower-placed.ts";
 import { microBatchFor } from "./lower.ts";
-import { type TrainLowerOptions, lowerTraining } from "./lower-train.ts";
+import { type TrainLowerOptions, lowerTrainingSteps, withOptimizerFusion } from "./lower-train.ts";
 import {
   type CompiledPlan,
   type PlanKernel,
@@ -30,7 +30,7 @@ import {
   planSchema,
 } from "./plan.ts";
 import { dropoutSources, sliceTowers } from "./towers.ts";
-import { withExampleBase, withSplitExamples } from "./wgsl/backward/elementwise.ts";
+import { hashesDropout, withExampleBase, withSplitExamples } from "./wgsl/backward/elementwise.ts";
 import { elementwiseMain } from "./wgsl/common.ts";
 
 function internal(message: string): DiagnosticError {
@@ -84,8 +84,9 @@ export function lowerTrainingHybrid(graph: Graph, opts: TrainLowerOptions): Comp
   const runBatch = DEVICES * half;
 
   // ---- the trunk: a one-device plan at half the batch, head kernels dropped ----
-  const base = lowerTraining(graph, {
+  const base = lowerTrainingSteps(graph, {
     ...opts,
+    keepGradients: [boundary],
     batch: half,
     ...(micro ? { lossBatch: opts.batch } : {}),
   });
@@ -145,7 +146,7 @@ export function lowerTrainingHybrid(graph: Graph, opts: TrainLowerOptions): Comp
         bindings: k.bindings.map((b) => ({ ...b, tensor: trunkTensor(b.tensor, d) })),
       });
       // device d's trunk runs examples [d·share, (d+1)·share): its dropout masks are those examples'
-      wgsl[kname] = k.op.startsWith("dropout.")
+      wgsl[kname] = hashesDropout(base.wgsl[name])
         ? withExampleBase(base.wgsl[name], d * share)
         : base.wgsl[name];
     }
@@ -208,7 +209,7 @@ export function lowerTrainingHybrid(graph: Graph, opts: TrainLowerOptions): Comp
   // the head's dropout hashes as the source graph's layers (head slices of `graph`)
   const dropoutSource = dropoutSources(towers, graph);
   const head = place(
-    lowerTraining(towers.graph, {
+    lowerTrainingSteps(towers.graph, {
       ...opts,
       ...{ activeDropout, dropoutSource, inputGradients: true, batch: runBatch },
       ...(micro ? { lossBatch: opts.batch } : {}),
@@ -237,7 +238,7 @@ export function lowerTrainingHybrid(graph: Graph, opts: TrainLowerOptions): Comp
         throw internal(`head kernel \`${k.name}\` reads \`${b.tensor}\` on device 0`);
     kernels.push({ ...k, name: renamed.get(k.name)!, file: `kernels/${renamed.get(k.name)}.wgsl` });
     // a head run holds device 0's chunk, then device 1's: their masks are those examples'
-    wgsl[renamed.get(k.name)!] = k.op.startsWith("dropout.")
+    wgsl[renamed.get(k.name)!] = hashesDropout(head.wgsl[k.name])
       ? withSplitExamples(head.wgsl[k.name], half, share)
       : head.wgsl[k.name];
   }
@@ -469,5 +470,5 @@ export function lowerTrainingHybrid(graph: Graph, opts: TrainLowerOptions): Comp
     }
   const checked = planSchema.safeParse(plan);
   if (!checked.success) throw internal(`hybrid placement produced an invalid plan: ${checked.error.message}`);
-  return { plan: checked.data, wgsl };
+  return withOptimizerFusion({ plan: checked.data, wgsl }, opts);
 }

@@ -15,10 +15,10 @@
 import { DiagnosticError, diag } from "./diagnostics.ts";
 import { type Graph, elementCount } from "./graph.ts";
 import { type LowerOptions, lower } from "./lower.ts";
-import { type TrainLowerOptions, lowerTraining } from "./lower-train.ts";
+import { type TrainLowerOptions, lowerTrainingSteps, withOptimizerFusion } from "./lower-train.ts";
 import { type CompiledPlan, type Plan, type PlanTensor, type ScheduleStep, planSchema } from "./plan.ts";
 import { type TowerGraph, dropoutSources, sliceTowers } from "./towers.ts";
-import { withExampleBase } from "./wgsl/backward/elementwise.ts";
+import { hashesDropout, withExampleBase } from "./wgsl/backward/elementwise.ts";
 import { elementwiseMain } from "./wgsl/common.ts";
 
 function internal(message: string): DiagnosticError {
@@ -38,7 +38,8 @@ export function lowerTrainingPlaced(graph: Graph, opts: TrainLowerOptions): Comp
   // Dropout layers are named by the source graph: each stands for all of its tower slices.
   const activeDropout = opts.activeDropout?.flatMap((d) => towers.slices[d] ?? [d]);
   const dropoutSource = dropoutSources(towers);
-  return place(lowerTraining(towers.graph, { ...opts, activeDropout, dropoutSource }), towers);
+  const placed = place(lowerTrainingSteps(towers.graph, { ...opts, activeDropout, dropoutSource }), towers);
+  return withOptimizerFusion(placed, opts);
 }
 
 const HOST_WRITTEN = new Set<PlanTensor["role"]>(["input", "labels", "uniform"]);
@@ -226,7 +227,7 @@ export function lowerTrainingData(graph: Graph, opts: TrainLowerOptions): Compil
   const devices = 2;
   if (opts.batch % devices !== 0) throw internal(`data placement needs an even batch, got ${opts.batch}`);
   if (opts.inputGradients) throw internal("data placement does not compute input gradients");
-  const base = lowerTraining(graph, { ...opts, batch: opts.batch / devices });
+  const base = lowerTrainingSteps(graph, { ...opts, batch: opts.batch / devices });
   const plan = structuredClone(base.plan);
   const wgsl: Record<string, string> = { ...base.wgsl };
   const training = plan.training!;
@@ -261,7 +262,7 @@ export function lowerTrainingData(graph: Graph, opts: TrainLowerOptions): Compil
     };
     plan.kernels.push(copy);
     // device d runs examples [d·half, (d+1)·half): its dropout masks are those of its examples
-    wgsl[copy.name] = k.op.startsWith("dropout.")
+    wgsl[copy.name] = hashesDropout(base.wgsl[name])
       ? withExampleBase(base.wgsl[name], d * (opts.batch / devices))
       : base.wgsl[name];
     return copy.name;
@@ -366,5 +367,5 @@ export function lowerTrainingData(graph: Graph, opts: TrainLowerOptions): Compil
   }
   const checked = planSchema.safeParse(plan);
   if (!checked.success) throw internal(`data placement produced an invalid plan: ${checked.error.message}`);
-  return { plan: checked.data, wgsl };
+  return withOptimizerFusion({ plan: checked.data, wgsl }, opts);
 }

@@ -4,6 +4,7 @@
 // declare an op's own extra tensors and emit its kernels through the context.
 import type { BackwardStep, TrainingGraph } from "./autodiff.ts";
 import { DiagnosticError, diag } from "./diagnostics.ts";
+import { biasFold } from "./fuse-backward.ts";
 import type { Tiles, TunableKind, TunableShape } from "./tuning.ts";
 import type { GradEpilogue } from "./wgsl/backward/util.ts";
 import { type ActivationOp, type Node, type NodeAttrs, type OpKind, elementCount } from "./graph.ts";
@@ -16,6 +17,7 @@ import {
 } from "./wgsl/backward/batchnorm.ts";
 import { channelSumKernel, convDataGradKernel, convWeightGradKernel } from "./wgsl/backward/conv.ts";
 import { denseDataGradKernel, denseWeightGradKernel } from "./wgsl/backward/dense.ts";
+import type { DropoutEpilogue } from "./wgsl/backward/elementwise.ts";
 import { activationGradKernel, concatGradKernel, dropoutKernel } from "./wgsl/backward/elementwise.ts";
 import { lrnGradKernel } from "./wgsl/backward/lrn.ts";
 import { poolArgmaxKernel, poolGradKernel } from "./wgsl/backward/pool.ts";
@@ -54,8 +56,14 @@ export interface OpContext {
   y: string;
   /** A conv / dense anchor's fused activation epilogue (fuse.ts), if any. */
   activation?: ActivationOp;
+  /** A conv / dense anchor's fused dropout (fuse.ts): its mask, applied after the activation. */
+  dropout?: DropoutEpilogue;
+  /** A max-pool whose forward kernel (an LRN + max-pool group, fuse.ts) wrote `<node>:argmax`. */
+  argmaxSaved?: boolean;
   /** Backward: the activation derivative the dx kernel applies as it stores (lower-train.ts gradFolds). */
   gradFold?: GradEpilogue;
+  /** Fusion is on: a conv / dense bias gradient rides in the weight-gradient kernel (fuse-backward.ts biasFold). */
+  foldBias: boolean;
   id: KernelIdentity;
   shapeOf(value: string): number[];
   /** `<node>.<suffix>` when the node owns that parameter. */
@@ -117,11 +125,13 @@ function forwardGemm(attrs: AttrsOf<"conv"> | AttrsOf<"dense">, c: OpContext) {
             ...c.tiles("conv", convShape(attrs, c, part)),
             tensors,
             activation: c.activation,
+            dropout: c.dropout,
           })
         : denseKernel(c.id, {
             ...{ batch: c.batch, inFeatures: elementCount(c.inShape), outFeatures: c.node.shape[0] },
             ...{ groups: attrs.groups, rowBase: part.rowBase, rowCount: part.rowCount, tensors },
             activation: c.activation,
+            dropout: c.dropout,
           }),
     );
   }
@@ -199,24 +209,27 @@ function pool(attrs: AttrsOf<"maxpool"> | AttrsOf<"avgpool">, c: OpContext) {
 
 /**
  * conv / dense backward, per weight part j: dgrad (part 0 writes dx, later parts add to it, in
- * order) and wgrad into the gradient's part j; then the bias gradient.
+ * order) and wgrad into the gradient's part j. The bias gradient is the wgrad GEMM's column of
+ * ones: with fusion each part's wgrad kernel also writes its rows of it; without, a kernel of its own.
  */
 function backwardGemm(attrs: AttrsOf<"conv"> | AttrsOf<"dense">, c: OpContext, t: BackwardTensors) {
   const { dy, dx, step } = t;
   const weight = c.param("weight")!;
   const gradParts = c.partNames(weight, `grad:${weight}`);
   const trainsWeight = step.dparams.some((d) => d.param === weight);
+  const bias = step.dparams.find((d) => d.param === c.param("bias"));
+  const db = c.foldBias ? biasFold(step)?.biasGrad : undefined;
   const last = c.parts(weight).length - 1;
   c.parts(weight).forEach((part, j) => {
+    const fold = j === last ? c.gradFold : undefined; // after every part has added its rows
+    const wgrad = { x: c.x, dy, dw: gradParts[j], ...(db ? { db } : {}) };
     if (attrs.op === "conv") {
       const spec = convShape(attrs, c, part);
       const tensors = { dy, w: part.tensor, dx: dx! };
-      const fold = j === last ? c.gradFold : undefined; // after every part has added its rows
       if (dx) {
         const dgrad = { ...spec, ...c.tiles("conv.dgrad", spec), accumulate: j > 0, fold, tensors };
         c.emit("dgrad", convDataGradKernel(c.id, dgrad));
       }
-      const wgrad = { x: c.x, dy, dw: gradParts[j] };
       if (trainsWeight)
         c.emit(
           "wgrad",
@@ -228,14 +241,11 @@ function backwardGemm(attrs: AttrsOf<"conv"> | AttrsOf<"dense">, c: OpContext, t
         ...{ groups: attrs.groups, rowBase: part.rowBase, rowCount: part.rowCount },
       };
       const tensors = { dy, w: part.tensor, dx: dx! };
-      const fold = j === last ? c.gradFold : undefined;
       if (dx) c.emit("dgrad", denseDataGradKernel(c.id, { ...spec, accumulate: j > 0, fold, tensors }));
-      const wgrad = { x: c.x, dy, dw: gradParts[j] };
       if (trainsWeight) c.emit("wgrad", denseWeightGradKernel(c.id, { ...spec, tensors: wgrad }));
     }
   });
-  const bias = step.dparams.find((d) => d.param === c.param("bias"));
-  if (bias) {
+  if (bias && !db) {
     const spec = { batch: c.batch, shape: c.node.shape, layer: c.node.name, op: `${attrs.op}.bgrad` };
     c.emit("bgrad", channelSumKernel(c.id, { ...spec, tensors: { dy, out: bias.grad } }));
   }
@@ -330,8 +340,10 @@ function poolGrad(attrs: AttrsOf<"maxpool"> | AttrsOf<"avgpool">, c: OpContext, 
   // Max pooling: each window's arg-max is found once (one pass over the windows), so the gather
   // over the ≤ ⌈k/s⌉² windows covering an input reads an index each rather than rescanning them.
   const argmax = `${c.node.name}:argmax`;
-  c.add(argmax, [c.batch, ...c.node.shape], "saved", { dtype: "u32" });
-  c.emit("argmax", poolArgmaxKernel(c.id, { ...shapes, ...geometry, tensors: { x: c.x, argmax } }));
+  if (!c.argmaxSaved) {
+    c.add(argmax, [c.batch, ...c.node.shape], "saved", { dtype: "u32" });
+    c.emit("argmax", poolArgmaxKernel(c.id, { ...shapes, ...geometry, tensors: { x: c.x, argmax } }));
+  }
   c.emit(
     "grad",
     poolGradKernel(c.id, {

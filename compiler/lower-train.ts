@@ -25,8 +25,9 @@
 import { type BackwardStep, type ForwardMode, type TrainingGraph, differentiate } from "./autodiff.ts";
 import { DiagnosticError, diag } from "./diagnostics.ts";
 import { type ActivationOp, type Graph, type Node, elementCount } from "./graph.ts";
-import { fusedAt, type Fusion, planFusion } from "./fuse.ts";
+import { computedBy, fusedAt, type Fusion, planFusion } from "./fuse.ts";
 import { type GradFold, gradFolds } from "./fuse-backward.ts";
+import { withFlatParameters } from "./fuse-optimizer.ts";
 import { type LowerOptions, lower, microBatchFor, tiles } from "./lower.ts";
 import {
   type OpContext,
@@ -35,6 +36,7 @@ import {
   lowerTrainBackward,
   lowerTrainForward,
 } from "./lower-train-ops.ts";
+import { type TrainingFusion, lrnPoolTrainKernel, trainingFusion } from "./lower-train-fused.ts";
 import {
   type CompiledPlan,
   type PlanKernel,
@@ -59,6 +61,12 @@ export interface TrainLowerOptions extends LowerOptions {
   activeDropout?: string[];
   /** Also compute ∂L/∂(graph inputs), as `grad:<input>` (for gradient checks). */
   inputGradients?: boolean;
+  /**
+   * Values whose gradient `grad:X` must exist as a tensor even when fusion would fold X's activation
+   * derivative into the next layer's backward: hybrid placement's boundary, whose gradient arrives
+   * from the other lowering (the head's) and is what the trunk's backward starts from.
+   */
+  keepGradients?: readonly string[];
   /**
    * The examples a step's loss averages over, when more than `batch`: a caller that runs the plan
    * several times per step (hybrid placement's micro-batching) gets micro-step updates and 1/lossBatch.
@@ -109,6 +117,8 @@ class TrainLowering {
   readonly fusion: Fusion;
   /** Producer node → the activation backward folded into its dx kernel (see gradFolds). */
   readonly folds: Map<string, GradFold>;
+  /** The active dropouts, and what the backward reads where a fused forward stores no value. */
+  readonly fused: TrainingFusion;
 
   constructor(graph: Graph, opts: TrainLowerOptions, wholeBatch: number) {
     this.graph = graph;
@@ -120,7 +130,13 @@ class TrainLowering {
       activeDropout: opts.activeDropout,
       inputGradients: opts.inputGradients,
     });
-    this.folds = opts.fuse === false ? new Map() : gradFolds(this.tg);
+    const keep = new Set(opts.keepGradients ?? []);
+    this.folds =
+      opts.fuse === false
+        ? new Map()
+        : new Map([...gradFolds(this.tg)].filter(([, f]) => !keep.has(f.activation)));
+    this.fused = trainingFusion(this.fusion, this.tg);
+    for (const f of this.folds.values()) f.y = this.fused.savedAs.get(f.y) ?? f.y;
     const sources = opts.dropoutSource ?? {};
     this.tg.dropout = this.tg.dropout.map((d) => ({ ...d, ...sources[d.node] }));
     for (const i of graph.inputs) this.shapes.set(i.name, i.shape);
@@ -182,10 +198,11 @@ class TrainLowering {
     source: KernelSource | TrainKernelSource,
     phase: "train" | "eval" = "train",
   ) {
-    // a forward (or eval) kernel of a fused anchor computes its whole group (fuse.ts)
-    const group = (what === "fwd" || what === "eval" ? fusedAt(this.fusion, layer)?.members : undefined) ?? [
-      layer,
-    ];
+    // a forward kernel of a fused anchor computes its whole group (fuse.ts); an eval one the
+    // inference group, without the dropout (the identity there)
+    const active = what === "fwd" ? this.fused.active : undefined;
+    const fwd = what === "fwd" || what === "eval";
+    const group = (fwd ? fusedAt(this.fusion, layer, active)?.members : undefined) ?? [layer];
     const name = `k${String(this.kernels.length).padStart(3, "0")}_${what}_${group.map(sanitize).join("_")}`;
     this.kernels.push({
       name,
@@ -274,7 +291,7 @@ class TrainLowering {
       valueGradients: Object.fromEntries(
         Object.entries(tg.valueGradients).filter(([, g]) => this.tensors.has(g)),
       ),
-      saved: tg.saved,
+      saved: [...new Set(tg.saved.map((s) => this.fused.savedAs.get(s) ?? s))],
       dropout: tg.dropout,
       layers: graph.nodes.map((n) => ({
         layer: n.name,
@@ -344,6 +361,7 @@ class TrainLowering {
       batch: this.batch,
       lossBatch: this.wholeBatch,
       tg: this.tg,
+      foldBias: this.opts.fuse !== false,
       node,
       x,
       inShape: this.shapes.get(x)!,
@@ -361,14 +379,22 @@ class TrainLowering {
 
   forward(node: Node, mode: ForwardMode) {
     if (mode === "view") return this.batched(node.name, node.name, "activation", node.inputs[0]);
-    // An absorbed activation was computed by its anchor's kernels, into its own tensor (fuse.ts).
-    if (this.fusion.absorbedInto[node.name]) return;
-    const fused = fusedAt(this.fusion, node.name);
+    // An absorbed layer is computed by its anchor's kernels, into the group's output (fuse.ts).
+    if (computedBy(this.fusion, node.name, this.fused.active)) return;
+    const fused = fusedAt(this.fusion, node.name, this.fused.active);
     const output = fused?.output ?? node.name;
     this.batched(output, output, "activation");
     const c = this.context(node);
     const id = { ...c.id, group: fused?.members ?? [node.name] };
-    lowerTrainForward({ ...c, id, y: output, activation: fused?.epilogue?.op });
+    if (fused?.prologue) {
+      // the LRN's output is never stored; the arg-max the pool's backward reads is (lower-train-fused.ts)
+      const argmax = this.fused.savedAs.get(fused.prologue.node);
+      if (argmax) this.add(argmax, [this.batch, ...node.shape], "saved", { dtype: "u32" });
+      const spec = { batch: this.batch, lrn: this.node(fused.prologue.node), pool: node, argmax };
+      return this.emit(node.name, "fwd", lrnPoolTrainKernel(id, spec));
+    }
+    const dropout = fused?.dropout && this.fused.dropoutEpilogue(fused.dropout.node);
+    lowerTrainForward({ ...c, id, y: output, activation: fused?.epilogue?.op, dropout });
   }
 
   loss(node: Node) {
@@ -406,7 +432,13 @@ class TrainLowering {
     }
     if (step.dx.every((t) => t.view) && step.dparams.length === 0) return;
     // Only concat has several inputs, and it finds each input's term by slot itself.
-    const c = { ...this.context(node), ...(fold ? { gradFold: { op: fold.op, y: fold.y } } : {}) };
+    const c = {
+      ...this.context(node),
+      ...(fold ? { gradFold: { op: fold.op, y: fold.y } } : {}),
+      // a relu fused with a dropout reads the dropout's output (lower-train-fused.ts)
+      ...(node.attrs.op === "relu" ? { y: this.fused.savedAs.get(node.name) ?? node.name } : {}),
+      argmaxSaved: node.attrs.op === "maxpool" && this.tensors.has(`${node.name}:argmax`),
+    };
     lowerTrainBackward(c, { dy, dx: fold ? fold.dx : step.dx[0]?.term, step });
   }
 
@@ -443,8 +475,24 @@ class TrainLowering {
   }
 }
 
-/** Lowers `graph` to a training plan: one SGD step per run of `schedule`, inference in `training.evalSchedule`. */
+/**
+ * Lowers `graph` to a training plan: one SGD step per run of `schedule`, inference in
+ * `training.evalSchedule`. With fusion on, the updates run as one kernel per device over flat
+ * parameter arenas (fuse-optimizer.ts).
+ */
 export function lowerTraining(graph: Graph, opts: TrainLowerOptions): CompiledPlan {
+  return withOptimizerFusion(lowerTrainingSteps(graph, opts), opts);
+}
+
+/** The last pass of every training lowering (one device or placed): the optimizer fusion. */
+export function withOptimizerFusion(compiled: CompiledPlan, opts: TrainLowerOptions): CompiledPlan {
+  return opts.fuse === false
+    ? compiled
+    : withFlatParameters(compiled, { maxBindingBytes: opts.maxBindingBytes });
+}
+
+/** lowerTraining without the optimizer fusion: what the placed lowerings transform further. */
+export function lowerTrainingSteps(graph: Graph, opts: TrainLowerOptions): CompiledPlan {
   if (!(opts.momentum >= 0) || !(opts.weightDecay >= 0))
     throw internal(`momentum and weight decay must be ≥ 0, got ${opts.momentum} and ${opts.weightDecay}`);
   // A batch whose activations (or their gradients) exceed a binding is micro-batched: the schedule is

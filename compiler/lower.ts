@@ -1,6 +1,6 @@
 // lower: Graph → CompiledPlan for forward (inference) execution on one device.
 //
-// One kernel per graph node (its fusion group is [node]), in graph order, except:
+// One kernel per fusion group (compiler/fuse.ts; unfused, per graph node), in graph order, except:
 //  - dropout (identity at inference) and flatten (a view of NCHW memory) become aliases: no kernel;
 //  - softmax_cross_entropy is not executed: the logits are its input;
 //  - a conv/dense whose weight exceeds `maxBindingBytes` gets one kernel per weight part, each
@@ -10,7 +10,7 @@
 // `microBatch`): the kernels are lowered for a divisor of the batch and the runtime runs them per chunk.
 // Buffers are one per plan tensor; the memory planner (arenas, reuse) comes later.
 import { type Code, type Diagnostic, DiagnosticError, diag } from "./diagnostics.ts";
-import { type Fusion, fusedAt, planFusion } from "./fuse.ts";
+import { type Fusion, computedBy, fusedAt, planFusion } from "./fuse.ts";
 import { type Tiles, type TunableKind, type TunableShape, type TuningTable, tilesFor } from "./tuning.ts";
 import { type Graph, type Node, type Param, elementCount } from "./graph.ts";
 import {
@@ -23,6 +23,7 @@ import {
 } from "./plan.ts";
 import { activationKernel } from "./wgsl/activation.ts";
 import { batchNormKernel } from "./wgsl/batchnorm.ts";
+import type { TrainKernelSource } from "./wgsl/backward/util.ts";
 import type { KernelIdentity, KernelSource } from "./wgsl/common.ts";
 import { concatKernel } from "./wgsl/concat.ts";
 import { type ConvSpec, convKernel } from "./wgsl/conv.ts";
@@ -110,8 +111,8 @@ class Lowering {
     this.lowerParams();
     const width = Math.max(2, String(graph.nodes.length - 1).length);
     graph.nodes.forEach((node, index) => {
-      // an absorbed layer is computed by its anchor's kernels (fuse.ts)
-      if (this.fusion.absorbedInto[node.name]) return;
+      // an absorbed layer is computed by its anchor's kernels (fuse.ts); a dropout stays an alias here
+      if (computedBy(this.fusion, node.name)) return;
       const group = fusedAt(this.fusion, node.name)?.members ?? [node.name];
       this.lowerNode(node, `k${String(index).padStart(width, "0")}_${group.map(sanitize).join("_")}`);
     });
@@ -262,7 +263,7 @@ class Lowering {
     return node.params.find((p) => p === `${node.name}.${suffix}`);
   }
 
-  emit(node: Node, name: string, source: KernelSource) {
+  emit(node: Node, name: string, source: KernelSource | TrainKernelSource) {
     const kernel: PlanKernel = {
       name,
       file: `kernels/${name}.wgsl`,
@@ -287,7 +288,7 @@ class Lowering {
     attrs: Extract<Node["attrs"], { op: "conv" }>,
     part: WeightPart,
     rest: Pick<ConvSpec, "tensors" | "activation">,
-  ): KernelSource {
+  ): TrainKernelSource {
     const shape = {
       ...{ batch: this.opts.batch, input: this.shapeOf(node.inputs[0], node), output: node.shape },
       ...{ kernel: attrs.kernel, stride: attrs.stride, pad: attrs.pad, groups: attrs.groups },
@@ -369,7 +370,10 @@ class Lowering {
         );
       case "maxpool":
       case "avgpool": {
-        const [, h, w] = inShape();
+        // an LRN + max-pool group reads the LRN's input and evaluates the LRN in its loads (fuse.ts)
+        const lrn = this.graph.nodes.find((n) => n.name === fused?.prologue?.node);
+        const x = lrn?.inputs[0] ?? input;
+        const [, h, w] = this.shapeOf(x, node);
         const [, oh, ow] = node.shape;
         const { pad, window, stride } = attrs;
         // Every window must see at least one real pixel, or a max has nothing to pick and an average divides by 0.
@@ -387,12 +391,13 @@ class Lowering {
           poolKernel(id(name), {
             op: attrs.op,
             batch,
-            input: inShape(),
+            input: this.shapeOf(x, node),
             output: node.shape,
             window,
             stride,
             pad,
-            tensors: { x: input, y },
+            tensors: { x, y },
+            ...(lrn?.attrs.op === "lrn" ? { lrn: { layer: lrn.name, attrs: lrn.attrs } } : {}),
           }),
         );
       }

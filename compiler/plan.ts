@@ -33,6 +33,11 @@ export const tensorRoleSchema = z.enum([
   "saved",
   /** the scalar batch-mean loss, and the per-example losses it sums */
   "loss",
+  /**
+   * a flat buffer that other tensors are views into (`aliasOf` + `aliasOffset`): the parameter,
+   * momentum and gradient arenas of compiler/fuse-optimizer.ts. Never read or written by name.
+   */
+  "arena",
 ]);
 
 export const planTensorSchema = z.object({
@@ -46,6 +51,11 @@ export const planTensorSchema = z.object({
   device: z.number().int().nonnegative(),
   /** Shares the buffer of another tensor (a flatten is a view, no copy). */
   aliasOf: z.string().optional(),
+  /**
+   * With `aliasOf`: the view starts this many bytes into its root (a multiple of the storage offset
+   * alignment) and covers `bytes` of it — a parameter inside a flat parameter arena. Absent: 0.
+   */
+  aliasOffset: z.number().int().nonnegative().optional(),
   /**
    * This tensor holds a contiguous run of another (row-major) tensor's elements, starting at element
    * `offset`: how a parameter larger than the device's maxStorageBufferBindingSize is split

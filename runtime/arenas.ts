@@ -71,7 +71,13 @@ export function allocateTensors(dev: OpenDevice, plan: Plan): TensorMemory {
   return { ranges, buffers, allocatedBytes: buffers.reduce((a, b) => a + b.size, 0), shared: true };
 }
 
-/** The range holding tensor `t` (its root's). */
+/** The range holding tensor `t`: its root's, or for a view (`aliasOffset`) its part of the root's. */
 export function rangeOf(memory: TensorMemory, t: PlanTensor): TensorRange | undefined {
-  return memory.ranges.get(t.aliasOf ?? t.name);
+  return viewRange(memory.ranges.get(t.aliasOf ?? t.name), t);
+}
+
+/** `root`, narrowed to view `t` when `t` is one (an alias with `aliasOffset`). */
+export function viewRange(root: TensorRange | undefined, t: PlanTensor): TensorRange | undefined {
+  if (!root || t.aliasOffset === undefined) return root;
+  return { buffer: root.buffer, offset: root.offset + t.aliasOffset, size: align4(t.bytes) };
 }

@@ -9,6 +9,7 @@ import { DiagnosticError, diag } from "../compiler/diagnostics.ts";
 import { elementCount } from "../compiler/graph.ts";
 import type { CompiledPlan, Plan, PlanKernel, PlanTensor } from "../compiler/plan.ts";
 import type { OpenDevice } from "./devices.ts";
+import { viewRange } from "./arenas.ts";
 import { buildKernelStep, messageOf, type KernelStep } from "./pipeline.ts";
 import { concat } from "./concat.ts";
 
@@ -92,7 +93,8 @@ export async function createExecutor(
         kernels.map((k) =>
           buildKernelStep(dev, k, wgsl[k.name], (t) => {
             const buffer = buffers.get(rootOf(t));
-            return buffer && { buffer };
+            const tensor = tensors.get(t);
+            return buffer && tensor && viewRange({ buffer, offset: 0, size: buffer.size }, tensor);
           }),
         ),
       ),
@@ -190,7 +192,13 @@ export class Executor {
       throw new DiagnosticError(
         diag("AX9001", { message: `tensor \`${t.name}\` has no buffer on ${this.dev.label}` }, undefined),
       );
-    this.dev.device.queue.writeBuffer(buffer, 0, data.buffer, data.byteOffset, data.byteLength);
+    this.dev.device.queue.writeBuffer(
+      buffer,
+      t.aliasOffset ?? 0,
+      data.buffer,
+      data.byteOffset,
+      data.byteLength,
+    );
   }
 
   /**
@@ -317,7 +325,7 @@ export class Executor {
       size,
       usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
     });
-    encoder.copyBufferToBuffer(source, 0, staging, 0, size);
+    encoder.copyBufferToBuffer(source, t.aliasOffset ?? 0, staging, 0, size);
     return async () => {
       await staging.mapAsync(GPUMapMode.READ);
       const values = new Float32Array(staging.getMappedRange().slice(0, t.bytes));

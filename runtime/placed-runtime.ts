@@ -29,6 +29,7 @@ import type {
 } from "../compiler/plan.ts";
 import type { OpenDevice } from "./devices.ts";
 import type { KernelTiming } from "./executor.ts";
+import { type TensorRange, viewRange } from "./arenas.ts";
 import { buildKernelStep, messageOf } from "./pipeline.ts";
 
 /** One transfer of a run: what moved, where, how many bytes, and host time from submit to written. */
@@ -47,7 +48,7 @@ export interface PlacedKernelTiming extends KernelTiming {
 
 export type Built =
   | { kind: "dispatch"; kernel: PlanKernel; pipeline: GPUComputePipeline; bindGroup: GPUBindGroup }
-  | { kind: "transfer"; step: TransferStep; source: GPUBuffer; peer: GPUBuffer; staging: GPUBuffer };
+  | { kind: "transfer"; step: TransferStep; source: TensorRange; peer: TensorRange; staging: GPUBuffer };
 
 const align4 = (n: number) => Math.max(4, Math.ceil(n / 4) * 4);
 export const internal = (message: string) => new DiagnosticError(diag("AX9001", { message }, undefined));
@@ -160,15 +161,17 @@ export class PlacedRuntime {
       const i = used.get(key) ?? 0;
       used.set(key, i + 1);
       const staging = this.#pair(s.from, s.to)[i % 2];
-      return { kind: "transfer", step: s, source: this.buffer(s.tensor), peer: this.buffer(s.peer), staging };
+      return { kind: "transfer", step: s, source: this.range(s.tensor), peer: this.range(s.peer), staging };
     });
   }
 
-  buffer(name: string): GPUBuffer {
+  /** The bytes of tensor `name`: its root's buffer, or a view's range of it. */
+  range(name: string): TensorRange {
     const t = this.tensors.get(name);
     const b = this.buffers.get(t?.aliasOf ?? name);
-    if (!b) throw internal(`tensor \`${name}\` has no buffer`);
-    return b;
+    const r = b && t ? viewRange({ buffer: b, offset: 0, size: b.size }, t) : undefined;
+    if (!r) throw internal(`tensor \`${name}\` has no buffer`);
+    return r;
   }
 
   async #build(kernel: PlanKernel, code: string | undefined): Promise<Built & { kind: "dispatch" }> {
@@ -176,8 +179,7 @@ export class PlacedRuntime {
     // transfer steps, never through a foreign buffer.
     const step = await buildKernelStep(this.dev(kernel.device), kernel, code, (tensor) => {
       const root = this.tensors.get(tensor)?.aliasOf ?? tensor;
-      const buffer = this.tensors.get(root)?.device === kernel.device ? this.buffers.get(root) : undefined;
-      return buffer && { buffer };
+      return this.tensors.get(root)?.device === kernel.device ? this.range(tensor) : undefined;
     });
     return { kind: "dispatch", ...step };
   }
@@ -185,9 +187,10 @@ export class PlacedRuntime {
   /** Writes a host tensor (and its replicas on the other devices). */
   write(t: PlanTensor, data: Float32Array | Int32Array | Uint32Array) {
     for (const x of [t, ...(this.replicas.get(t.name) ?? [])]) {
+      const r = this.range(x.name);
       this.dev(x.device).device.queue.writeBuffer(
-        this.buffer(x.name),
-        0,
+        r.buffer,
+        r.offset,
         data.buffer,
         data.byteOffset,
         data.byteLength,
@@ -291,7 +294,7 @@ export class PlacedRuntime {
       encoders[d] = undefined;
     };
     const transfers: TransferTiming[] = [];
-    /** Peer buffer → the pending transfer that fills it. */
+    /** Peer buffer → the pending transfer that fills (part of) it. */
     const inFlight = new Map<
       GPUBuffer,
       { built: Built & { kind: "transfer" }; mapped: Promise<void>; t0: number }
@@ -305,7 +308,12 @@ export class PlacedRuntime {
       for (let d = 0; d < n; d++) submit(d); // keep every device busy while the host waits
       await this.#guard(pending.mapped, pending.built.step.from);
       const { step, staging } = pending.built;
-      this.devs[step.to].device.queue.writeBuffer(peer, 0, staging.getMappedRange(0, align4(step.bytes)));
+      const { buffer, offset } = pending.built.peer;
+      this.devs[step.to].device.queue.writeBuffer(
+        buffer,
+        offset,
+        staging.getMappedRange(0, align4(step.bytes)),
+      );
       staging.unmap();
       transfers.push({
         tensor: step.tensor,
@@ -320,7 +328,7 @@ export class PlacedRuntime {
       if (s.kind === "dispatch") {
         const d = s.kernel.device;
         for (const b of s.kernel.bindings) {
-          const buffer = this.buffer(b.tensor);
+          const { buffer } = this.range(b.tensor);
           if (inFlight.has(buffer)) await land(buffer);
         }
         const querySet = querySets[d];
@@ -343,16 +351,16 @@ export class PlacedRuntime {
         continue;
       }
       const { from } = s.step;
-      if (inFlight.has(s.peer)) await land(s.peer); // an older version not read yet: nothing reads it, land it anyway
+      if (inFlight.has(s.peer.buffer)) await land(s.peer.buffer); // an older version not read yet: land it anyway
       // the direction's other staging buffer may be in use; this one must have landed first
       const holder = stagingBusy.get(s.staging);
       if (holder) await land(holder);
-      stagingBusy.set(s.staging, s.peer);
+      stagingBusy.set(s.staging, s.peer.buffer);
       endPass(from);
-      encoder(from).copyBufferToBuffer(s.source, 0, s.staging, 0, align4(s.step.bytes));
+      encoder(from).copyBufferToBuffer(s.source.buffer, s.source.offset, s.staging, 0, align4(s.step.bytes));
       const t0 = performance.now();
       submit(from);
-      inFlight.set(s.peer, { built: s, mapped: s.staging.mapAsync(GPUMapMode.READ), t0 });
+      inFlight.set(s.peer.buffer, { built: s, mapped: s.staging.mapAsync(GPUMapMode.READ), t0 });
     }
     for (const peer of [...inFlight.keys()]) await land(peer);
 
@@ -459,14 +467,14 @@ export class PlacedRuntime {
   }
 
   #encodeReadback(encoder: GPUCommandEncoder, t: PlanTensor): () => Promise<Float32Array> {
-    const source = this.buffer(t.name);
+    const source = this.range(t.name);
     const size = align4(t.bytes);
     const staging = this.dev(t.device).device.createBuffer({
       label: `readback ${t.name}`,
       size,
       usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
     });
-    encoder.copyBufferToBuffer(source, 0, staging, 0, size);
+    encoder.copyBufferToBuffer(source.buffer, source.offset, staging, 0, size);
     return async () => {
       await this.#guard(staging.mapAsync(GPUMapMode.READ), t.device);
       const bytes = staging.getMappedRange().slice(0, t.bytes);

@@ -87,10 +87,15 @@ export async function createTrainer(dev: OpenDevice, compiled: CompiledPlan): Pr
   const memory = allocateTensors(dev, plan);
   const oom = device.popErrorScope();
   const kernels = new Map(plan.kernels.map((k) => [k.name, k]));
-  const rootOf = (name: string) => plan.tensors.find((t) => t.name === name)?.aliasOf ?? name;
+  const tensorsByName = new Map(plan.tensors.map((t) => [t.name, t]));
   try {
     const built = await Promise.all(
-      plan.kernels.map((k) => buildKernelStep(dev, k, wgsl[k.name], (t) => memory.ranges.get(rootOf(t)))),
+      plan.kernels.map((k) =>
+        buildKernelStep(dev, k, wgsl[k.name], (t) => {
+          const tensor = tensorsByName.get(t);
+          return tensor && rangeOf(memory, tensor);
+        }),
+      ),
     );
     if (await oom)
       throw new DiagnosticError(

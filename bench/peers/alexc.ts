@@ -1,6 +1,8 @@
 // alexc as a peer of `npm run bench`: the same measuring as `alexc bench` (bench/measure.ts) on one
 // device, with the inference logits of the initial weights checked against onnxruntime-node's before
 // any step is timed. The job with task "ceiling" measures the GEMM ceiling (bench/ceiling.ts) instead.
+import type { TuningTable } from "../../compiler/tuning.ts";
+import { adapterKey, autotune, collectTunables, loadTuning, saveTuning } from "../../runtime/autotune.ts";
 import { closeDevices, openDevices } from "../../runtime/devices.ts";
 import { measureCeiling } from "../ceiling.ts";
 import { adapterSummary, benchPlan, lowerForBench } from "../measure.ts";
@@ -17,12 +19,27 @@ await peerMain("alexc", async (job): Promise<PeerResult> => {
     const p = loadProblem(job);
     const reference = readReference(job.reference);
     const meta = { source: job.network, compilerVersion: "bench" };
-    const compiled = lowerForBench(
-      p.graph,
-      p.recipe,
-      { mode: job.mode, batch: job.batch, placement: "none", maxBindingBytes: devs[0].maxBindingBytes },
-      meta,
-    );
+    const shape = {
+      mode: job.mode,
+      batch: job.batch,
+      placement: "none" as const,
+      maxBindingBytes: devs[0].maxBindingBytes,
+    };
+    // --autotune: the convolution tiles measured fastest on this adapter, as `alexc bench --autotune`
+    // and the runner's --autotune use them (measured once per shape, cached per adapter)
+    let tuning: TuningTable | undefined;
+    if (job.autotune) {
+      const cached = loadTuning(adapterKey(devs[0]));
+      const wanted = collectTunables((onTunable) =>
+        lowerForBench(p.graph, p.recipe, shape, meta, { onTunable }),
+      );
+      tuning = await autotune(devs[0], wanted, cached);
+      saveTuning(tuning);
+    }
+    const setting = job.autotune
+      ? "autotuned tiles (runtime/autotune.ts, cached per adapter)"
+      : "default lowering";
+    const compiled = lowerForBench(p.graph, p.recipe, shape, meta, { tuning });
     let first: Check | undefined;
     const result = await benchPlan(devs, p.graph, p.recipe, compiled, {
       ...{ mode: job.mode, batch: job.batch, placement: "none", iters: job.iters, warmup: job.warmup },
@@ -35,13 +52,13 @@ await peerMain("alexc", async (job): Promise<PeerResult> => {
       if (first && !first.ok) return undefined;
       throw e;
     });
-    const checks = first ? [{ settings: "default lowering", check: first }] : [];
-    if (!result) return { peer: "alexc", status: "wrong", settings: ["default lowering"], checks };
+    const checks = first ? [{ settings: setting, check: first }] : [];
+    if (!result) return { peer: "alexc", status: "wrong", settings: [setting], checks };
     const { logits: _, ...detail } = result;
     return {
       peer: "alexc",
       status: "timed",
-      settings: ["default lowering"],
+      settings: [setting],
       checks,
       runsMs: result.stepsMs,
       median: result.median,

@@ -30,6 +30,8 @@ export interface Job {
   task?: "reference" | "ceiling";
   /** alexc: per-kernel repetitions (0: none). */
   kernelReps?: number;
+  /** alexc: run the autotuner's tiles (measured on first use, cached per adapter). */
+  autotune?: boolean;
 }
 
 export interface Check {

@@ -20,18 +20,9 @@
 // maxStorageBufferBindingSize is split over several kernels (its part holds exactly those rows).
 import type { ActivationOp, Padding2D } from "../graph.ts";
 import { epilogueFunction } from "./activation.ts";
-import {
-  type KernelIdentity,
-  type KernelSource,
-  consts,
-  declareBindings,
-  foldGrid,
-  header,
-  i32,
-  sections,
-  shapeText,
-  u32,
-} from "./common.ts";
+import { type DropoutEpilogue, dropoutEpilogueLine, dropoutEpilogueWgsl } from "./backward/elementwise.ts";
+import { type TrainKernelSource, declare, read, uniform, write } from "./backward/util.ts";
+import { type KernelIdentity, consts, foldGrid, header, i32, sections, shapeText, u32 } from "./common.ts";
 import { each, indent, lanes, largestDividing, pixelBlock } from "./conv-tiles.ts";
 
 export interface ConvSpec {
@@ -56,6 +47,8 @@ export interface ConvSpec {
   workgroupSize?: number;
   /** A fused activation epilogue (compiler/fuse.ts): y stores activation(acc). */
   activation?: ActivationOp;
+  /** A fused dropout in training (compiler/fuse.ts): y stores the dropout of that. */
+  dropout?: DropoutEpilogue;
 }
 
 /** Largest block of output channels that never straddles a group or the kernel's channel range. */
@@ -67,7 +60,7 @@ function channelBlock(spec: ConvSpec, px: number): number {
   return largestDividing(cands, [perGroup, spec.outCount, spec.outBase]);
 }
 
-export function convKernel(id: KernelIdentity, spec: ConvSpec): KernelSource {
+export function convKernel(id: KernelIdentity, spec: ConvSpec): TrainKernelSource {
   const [ci, h, w] = spec.input;
   const [co, oh, ow] = spec.output;
   const [kh, kw] = spec.kernel;
@@ -87,21 +80,27 @@ export function convKernel(id: KernelIdentity, spec: ConvSpec): KernelSource {
   const hasBias = spec.tensors.b !== undefined;
   const seg = (px - 1) * sw + kw; // input values per (c, ky) row segment
 
+  const { dropout } = spec;
   const bindings = [
-    { name: "x", tensor: spec.tensors.x, access: "read" as const },
-    { name: "w", tensor: spec.tensors.w, access: "read" as const },
-    ...(hasBias ? [{ name: "b", tensor: spec.tensors.b!, access: "read" as const }] : []),
-    { name: "y", tensor: spec.tensors.y, access: "read_write" as const },
+    read("x", spec.tensors.x),
+    read("w", spec.tensors.w),
+    ...(hasBias ? [read("b", spec.tensors.b!)] : []),
+    write("y", spec.tensors.y),
+    ...(dropout ? [uniform(dropout.step)] : []),
   ];
 
   const split =
     spec.outCount !== co ? `, output channels [${spec.outBase}, ${spec.outBase + spec.outCount})` : "";
-  const head = header(id, spec.activation ? `conv+${spec.activation}` : "conv", [
+  const op = ["conv", ...(spec.activation ? [spec.activation] : []), ...(dropout ? ["dropout"] : [])].join(
+    "+",
+  );
+  const head = header(id, op, [
     `x ${shapeText([batch, ...spec.input])} -> y ${shapeText([batch, ...spec.output])}${split}`,
     `kernel ${kh}x${kw}, stride ${sh}x${sw}, pad top ${pad.top} bottom ${pad.bottom} left ${pad.left} right ${pad.right}, groups ${groups}${hasBias ? ", bias" : ""}`,
     `workgroup = ${ocb} output channel(s) x ${wg} lanes; lane = ${px} consecutive pixels of one output row; w holds rows [OC_BASE, OC_BASE + OC_COUNT)`,
     `each output: bias (or 0), then fma over c, ky, kx ascending (fixed order, deterministic)`,
     ...(spec.activation ? [`fused epilogue: y = ${spec.activation}(conv)`] : []),
+    ...(dropout ? [dropoutEpilogueLine(dropout)] : []),
   ]);
 
   const shape = consts({
@@ -155,7 +154,8 @@ export function convKernel(id: KernelIdentity, spec: ConvSpec): KernelSource {
   const store = each(ocb, (j) =>
     each(px, (p) => {
       const v = spec.activation ? `activation(a${j}_${p})` : `a${j}_${p}`;
-      const st = `y[y_row + ${j * oh * ow + p}u] = ${v};`;
+      const at = `y_row + ${j * oh * ow + p}u`;
+      const st = `y[${at}] = ${dropout ? `dropout_epilogue(${v}, ${at})` : v};`;
       return tail !== 0 && p >= tail ? `if (ox0 + ${p}u < OW) { ${st} }` : st;
     }),
   );
@@ -197,8 +197,15 @@ ${indent(store, 2)}
 
   const cigk = cig * kh * kw;
   return {
-    op: spec.activation ? `conv+${spec.activation}` : "conv",
-    wgsl: sections(head, shape, declareBindings(bindings), ...epilogueFunction(spec.activation), main),
+    op,
+    wgsl: sections(
+      head,
+      shape,
+      declare(bindings),
+      ...epilogueFunction(spec.activation),
+      ...(dropout ? dropoutEpilogueWgsl(dropout, batch, co * oh * ow) : []),
+      main,
+    ),
     entryPoint: "main",
     bindings,
     workgroupSize: [wg, 1, 1],

@@ -10,12 +10,12 @@
 // a weight that was split because it exceeds maxStorageBufferBindingSize.
 import type { ActivationOp } from "../graph.ts";
 import { epilogueFunction } from "./activation.ts";
+import { type DropoutEpilogue, dropoutEpilogueLine, dropoutEpilogueWgsl } from "./backward/elementwise.ts";
+import { type TrainKernelSource, declare, read, uniform, write } from "./backward/util.ts";
 import {
   type KernelIdentity,
-  type KernelSource,
   WORKGROUP,
   consts,
-  declareBindings,
   foldGrid,
   header,
   sections,
@@ -34,6 +34,8 @@ export interface DenseSpec {
   tensors: { x: string; w: string; b?: string; y: string };
   /** A fused activation epilogue (compiler/fuse.ts): y stores activation(sum). */
   activation?: ActivationOp;
+  /** A fused dropout in training (compiler/fuse.ts): y stores the dropout of that. */
+  dropout?: DropoutEpilogue;
 }
 
 /** Batch rows kept in registers: the largest of 8, 4, 2, 1 that divides the batch. */
@@ -41,23 +43,29 @@ function batchBlock(batch: number): number {
   return [8, 4, 2, 1].find((b) => batch % b === 0)!;
 }
 
-export function denseKernel(id: KernelIdentity, spec: DenseSpec): KernelSource {
+export function denseKernel(id: KernelIdentity, spec: DenseSpec): TrainKernelSource {
   const { batch, inFeatures, outFeatures, groups, rowBase, rowCount } = spec;
   const k = inFeatures / groups;
   const nb = batchBlock(batch);
   const dispatch = foldGrid(rowCount);
   const hasBias = spec.tensors.b !== undefined;
+  const { dropout } = spec;
   const bindings = [
-    { name: "x", tensor: spec.tensors.x, access: "read" as const },
-    { name: "w", tensor: spec.tensors.w, access: "read" as const },
-    ...(hasBias ? [{ name: "b", tensor: spec.tensors.b!, access: "read" as const }] : []),
-    { name: "y", tensor: spec.tensors.y, access: "read_write" as const },
+    read("x", spec.tensors.x),
+    read("w", spec.tensors.w),
+    ...(hasBias ? [read("b", spec.tensors.b!)] : []),
+    write("y", spec.tensors.y),
+    ...(dropout ? [uniform(dropout.step)] : []),
   ];
   const split = rowCount !== outFeatures ? `, output rows [${rowBase}, ${rowBase + rowCount})` : "";
-  const head = header(id, spec.activation ? `dense+${spec.activation}` : "dense", [
+  const op = ["dense", ...(spec.activation ? [spec.activation] : []), ...(dropout ? ["dropout"] : [])].join(
+    "+",
+  );
+  const head = header(id, op, [
     `x ${shapeText([batch, inFeatures])} -> y ${shapeText([batch, outFeatures])}${split}, groups ${groups}${hasBias ? ", bias" : ""}`,
     `one workgroup = one output row for all examples, ${nb} example(s) per pass; w holds rows [ROW_BASE, ROW_BASE + ROWS)`,
     ...(spec.activation ? [`fused epilogue: y = ${spec.activation}(dense)`] : []),
+    ...(dropout ? [dropoutEpilogueLine(dropout)] : []),
   ]);
   const shape = consts({
     N: u32(batch),
@@ -71,6 +79,7 @@ export function denseKernel(id: KernelIdentity, spec: DenseSpec): KernelSource {
     WG: u32(WORKGROUP),
     GRID_X: u32(dispatch[0]),
   });
+  const value = spec.activation ? "activation(sum)" : "sum";
   const main = `var<workgroup> partial: array<f32, ${WORKGROUP * nb}>; // [NB][WG]
 
 @compute @workgroup_size(${WORKGROUP})
@@ -96,15 +105,23 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     if (lid < NB) {
       var sum = ${hasBias ? "b[o]" : "0.0"};
       for (var t = 0u; t < WG; t++) { sum += partial[lid * WG + t]; }
-      y[(n0 + lid) * OUT + o] = ${spec.activation ? "activation(sum)" : "sum"};
+      let yi = (n0 + lid) * OUT + o;
+      y[yi] = ${dropout ? `dropout_epilogue(${value}, yi)` : value};
     }
     workgroupBarrier();  // partial is reused by the next batch block
   }
 }
 `;
   return {
-    op: spec.activation ? `dense+${spec.activation}` : "dense",
-    wgsl: sections(head, shape, declareBindings(bindings), ...epilogueFunction(spec.activation), main),
+    op,
+    wgsl: sections(
+      head,
+      shape,
+      declare(bindings),
+      ...epilogueFunction(spec.activation),
+      ...(dropout ? dropoutEpilogueWgsl(dropout, batch, outFeatures) : []),
+      main,
+    ),
     entryPoint: "main",
     bindings,
     workgroupSize: [WORKGROUP, 1, 1],

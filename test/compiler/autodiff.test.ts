@@ -210,7 +210,14 @@ describe("lowerTraining", () => {
   });
 
   it("splits fc6's weight, gradient and velocity under a 128 MiB binding limit (full AlexNet)", () => {
-    const { plan } = lowerTraining(alexnetGraph(), { ...opts, batch: 1, maxBindingBytes: 2 ** 27 });
+    // unfused: one update per part (fused, every part is a view into the flat parameter arenas,
+    // test/compiler/fuse-optimizer.test.ts)
+    const { plan } = lowerTraining(alexnetGraph(), {
+      ...opts,
+      batch: 1,
+      maxBindingBytes: 2 ** 27,
+      fuse: false,
+    });
     for (const base of ["fc6.weight", "grad:fc6.weight", "velocity:fc6.weight"]) {
       const parts = plan.tensors.filter((t) => t.partOf?.tensor === base);
       expect(parts.length).toBe(2);

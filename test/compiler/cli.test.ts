@@ -61,19 +61,22 @@ describe("alexc CLI", () => {
 
   it("info reports kernel dispatches per training step before and after fusion", async () => {
     const { out } = await alexc("info", alexnet);
-    // 84 → 70 kernels per run of the training schedule, run twice per step (micro-batches of 64)
+    // 84 → 42 kernels per run of the training schedule, run twice per step (micro-batches of 64):
+    // activations, LRNs, arg-maxes and dropout masks fused (fuse.ts), bias gradients folded into
+    // the weight gradients (fuse-backward.ts), one optimizer kernel (fuse-optimizer.ts)
     expect(out).toContain(
-      "kernel dispatches per training step (batch 128, 2 micro-steps): 168 unfused, 140 fused; forward at batch 1: 21 unfused, 14 fused",
+      "kernel dispatches per training step (batch 128, 2 micro-steps): 168 unfused, 84 fused; forward at batch 1: 21 unfused, 12 fused",
     );
     const json = JSON.parse((await alexc("info", alexnet, "--format", "json")).out);
-    expect(json.dispatches.training).toEqual({ batch: 128, microSteps: 2, unfused: 168, fused: 140 });
+    expect(json.dispatches.training).toEqual({ batch: 128, microSteps: 2, unfused: 168, fused: 84 });
   });
 
   it("compile --explain-fusion lists each group and why it ends", async () => {
     const { code, out } = await alexc("compile", alexnet, "--explain-fusion");
     expect(code).toBe(0);
-    expect(out.split("\n")[0]).toBe("16 groups for 23 layers (7 fused)");
-    expect(out).toMatch(/^fc6\+relu6 +fc6 with relu epilogue; ends: the next layer, drop6 \(dropout\)/m);
+    expect(out.split("\n")[0]).toBe("12 groups for 23 layers (9 fused)");
+    expect(out).toMatch(/^norm1\+pool1 +pool1 computes norm1's LRN in its loads/m);
+    expect(out).toMatch(/^fc6\+relu6\+drop6 +fc6 with relu epilogue and drop6's mask in training/m);
     expect(out).toMatch(/^fc8 +alone; ends: its output is the logits/m);
   });
 
@@ -92,7 +95,7 @@ describe("alexc CLI", () => {
     expect(code).toBe(0);
     // conv1's training activation at the recipe's batch 128 exceeds a 128 MiB binding: the training
     // plan is micro-batched (two runs of 64 per step) instead of refused.
-    expect(err).toContain("train/plan.json (84 kernels, batch 128 in micro-batches of 64)");
+    expect(err).toContain("train/plan.json (54 kernels, batch 128 in micro-batches of 64)");
     const train = planSchema.parse(JSON.parse(readFileSync(join(dir, "train", "plan.json"), "utf8")));
     expect(train).toMatchObject({ mode: "train", batch: 128, microBatch: 64 });
     expect(readdirSync(dir)).toEqual(

@@ -173,6 +173,17 @@ gpu.describe("hybrid placement on two devices", () => {
     // each head run holds device 0's chunk and then device 1's, with those examples' dropout masks
     await compareStep("hybrid", true, { batch: 4, maxBindingBytes: 60_000, microBatch: 1 });
   });
+  it("splits at a fused activation (fc6 reads relu5, no pool5): the trunk applies relu5's derivative", async () => {
+    // conv5+relu5 is one fused group and the fold of relu5's derivative into fc6's backward would
+    // leave no grad:relu5 for the head to send back (lowerTrainingHybrid keeps it: keepGradients)
+    const text = readFileSync(new URL("../../models/alexnet-small.net", import.meta.url), "utf8")
+      .replace(/^\s*pool5 = maxpool\(relu5.*$/m, "")
+      .replace("fc6 = dense(pool5,", "fc6 = dense(relu5,");
+    const r = compileSource(text);
+    if (!r.graph) throw new Error(r.diagnostics.map((d) => d.message).join("; "));
+    expect(r.graph.nodes.find((n) => n.name === "fc6")?.inputs).toEqual(["relu5"]);
+    await compareStep("hybrid", true, undefined, r.graph);
+  });
 });
 
 const lowerings = { model: lowerTrainingPlaced, data: lowerTrainingData, hybrid: lowerTrainingHybrid };
@@ -212,23 +223,22 @@ async function compareStep(
   strategy: "model" | "data" | "hybrid",
   dropout = false,
   micro?: { batch: number; maxBindingBytes: number; microBatch: number },
+  g: Graph = graph,
 ) {
-  const params = initParams(graph, 9);
+  const params = initParams(g, 9);
   const batch = micro?.batch ?? BATCH;
-  const batchImages = micro ? random(batch * elementCount(graph.inputs[0].shape), 6, 0, 1) : images;
-  const batchLabels = micro
-    ? Int32Array.from({ length: batch }, (_, i) => (3 * i + 1) % graph.classes)
-    : labels;
+  const batchImages = micro ? random(batch * elementCount(g.inputs[0].shape), 6, 0, 1) : images;
+  const batchLabels = micro ? Int32Array.from({ length: batch }, (_, i) => (3 * i + 1) % g.classes) : labels;
   const opts = { ...(dropout ? withDropout : training), batch };
   if (dropout)
     for (const d of opts.activeDropout)
-      expect(graph.nodes.find((n) => n.name === d)?.attrs).toMatchObject({ op: "dropout", p: 0.5 });
+      expect(g.nodes.find((n) => n.name === d)?.attrs).toMatchObject({ op: "dropout", p: 0.5 });
   const run = async (placedRun: boolean) => {
     const limit = placedRun && micro ? { maxBindingBytes: micro.maxBindingBytes } : {};
-    const placed = placedRun ? lowerings[strategy](graph, { ...common(), ...opts, ...limit }) : undefined;
+    const placed = placedRun ? lowerings[strategy](g, { ...common(), ...opts, ...limit }) : undefined;
     const t = placed
       ? await createPlacedTrainer(gpu.devs!, placed)
-      : await createTrainer(gpu.devs![0], lowerTraining(graph, { ...common(), ...opts }));
+      : await createTrainer(gpu.devs![0], lowerTraining(g, { ...common(), ...opts }));
     t.uploadParams(params);
     t.writeBatch(batchImages, batchLabels);
     const step = await t.step({ lr: 0.01, seed: 1 });

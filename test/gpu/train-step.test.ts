@@ -76,20 +76,29 @@ gpu.describe("training steps on the adapter", () => {
     t.destroy();
   });
 
-  it("regenerates the host's dropout mask and scales kept units by 1/(1 − p)", async () => {
-    const t = await trainer();
-    await t.step({ lr: 0, seed: 1234 });
-    const [relu6, drop6] = [await t.readTensor("relu6"), await t.readTensor("drop6")];
-    const layer = graph.nodes.findIndex((n) => n.name === "drop6");
-    let kept = 0;
-    for (let i = 0; i < relu6.length; i++) {
-      const keep = dropoutKeep(1234, layer, i, 0.5);
-      expect(drop6[i]).toBe(keep ? Math.fround(relu6[i] * 2) : 0);
-      if (keep) kept++;
+  it("regenerates the host's dropout mask and scales kept units by 1/(1 − p), fused into fc6 too", async () => {
+    // the unfused plan stores relu6, the dropout kernel's input; the fused plan applies the mask in
+    // fc6's kernel and never stores relu6 (compiler/fuse.ts)
+    let relu6: Float32Array = new Float32Array();
+    const drops: Float32Array[] = [];
+    for (const fuse of [false, true]) {
+      const t = await trainer({ fuse });
+      await t.step({ lr: 0, seed: 1234 });
+      if (!fuse) relu6 = await t.readTensor("relu6");
+      drops.push(await t.readTensor("drop6"));
+      t.destroy();
     }
-    expect(kept / relu6.length).toBeGreaterThan(0.4);
-    expect(kept / relu6.length).toBeLessThan(0.6);
-    t.destroy();
+    const layer = graph.nodes.findIndex((n) => n.name === "drop6");
+    for (const drop6 of drops) {
+      let kept = 0;
+      for (let i = 0; i < relu6.length; i++) {
+        const keep = dropoutKeep(1234, layer, i, 0.5);
+        expect(drop6[i]).toBe(keep ? Math.fround(relu6[i] * 2) : 0);
+        if (keep) kept++;
+      }
+      expect(kept / relu6.length).toBeGreaterThan(0.4);
+      expect(kept / relu6.length).toBeLessThan(0.6);
+    }
   });
 
   it("is bitwise reproducible: two fresh trainers agree after 3 steps", async () => {

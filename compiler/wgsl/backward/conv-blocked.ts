@@ -16,6 +16,15 @@
 //    (n, oy, ox-block) range, each summed in order by its own lane; the partial sums go to workgroup
 //    memory and lane s = 0 adds them in slice order. Sum order per element: terms in (n, oy, ox)
 //    ascending within each slice, slices ascending — fixed by the constants, so bitwise reproducible.
+//
+//  bias (when `db` is bound, the fused plan): db[oc] = Σ_{n, oy, ox} dy[n, oc, oy, ox] is the same
+//    GEMM's column of ones (a weight lane whose x is 1 everywhere). Each channel block gets one more
+//    workgroup, right after its weight workgroups, in which lane j sums channel j's terms in
+//    (n, oy, ox) order and stores db's row: one dispatch, no separate kernel. Serial on purpose:
+//    splitting it over the lanes needs a barrier and workgroup memory, which made kernels without
+//    a split 20–35 % slower on lavapipe (measured), while the serial sum is a small fraction of one
+//    weight workgroup's work. Deterministic, and in the order of the unfused channel sum (conv.ts
+//    channelSumKernel) wherever that one is serial (N·OH·OW ≤ 2048), so those match bit for bit.
 import { consts, foldGrid, header, i32, sections, shapeText, u32 } from "../common.ts";
 import { each, indent, lanes, largestDividing, pixelBlock } from "../conv-tiles.ts";
 import type { ConvGradSpec } from "./conv.ts";
@@ -187,7 +196,7 @@ const WGRAD_SHARED = 4096;
 
 export function blockedWeightGradKernel(
   id: KernelIdentity,
-  spec: ConvGradSpec & GradTiles & { tensors: { x: string; dy: string; dw: string } },
+  spec: ConvGradSpec & GradTiles & { tensors: { x: string; dy: string; dw: string; db?: string } },
   describe: string,
 ): TrainKernelSource {
   const [ci, h, w] = spec.input;
@@ -221,10 +230,16 @@ export function blockedWeightGradKernel(
     splits = Math.max(1, Math.min(splits, Math.floor(256 / tw), Math.floor(WGRAD_SHARED / (tw * nv))));
   const wg = tw * splits; // every lane has a slice s < S and a t-lane tl < TW
   const tg = Math.ceil(t / tw); // t chunks
-  const dispatch = foldGrid(tg * blocks);
+  const db = spec.tensors.db;
+  const dispatch = foldGrid((db ? tg + 1 : tg) * blocks);
   const ks = Math.ceil(kq / splits); // steps per slice
   const seg = (px - 1) * sw + kw;
-  const bindings = [read("x", spec.tensors.x), read("dy", spec.tensors.dy), write("dw", spec.tensors.dw)];
+  const bindings = [
+    read("x", spec.tensors.x),
+    read("dy", spec.tensors.dy),
+    write("dw", spec.tensors.dw),
+    ...(db ? [write("db", db)] : []),
+  ];
 
   const colCheck = (c: number) => -pad.left + c < 0 || (bx - 1) * px * sw - pad.left + c >= w;
   const rowCheck = pad.top > 0 || (oh - 1) * sh - pad.top + kh - 1 >= h;
@@ -263,16 +278,26 @@ ${each(nv, (v) => `${dwIndex(v)} = ${acc(v)};`)}`
       : `if (!t_ok) { return; }
 ${each(nv, (v) => `${dwIndex(v)} = ${acc(v)};`)}`;
 
-  const main = `${splits > 1 ? `var<workgroup> partial: array<f32, ${wg * nv}>; // [S][TW][NV]\n\n` : ""}@compute @workgroup_size(${wg})
+  // A block's bias workgroup follows its weight workgroups (TGB = TG + 1 per block): lavapipe hands
+  // each thread a contiguous range of workgroups, so appending the cheap ones at the end would
+  // leave one thread with most of the weight work (measured: up to 1.6× slower).
+  const route = db
+    ? `if (wg >= TGB * BLOCKS) { return; }  // workgroup-uniform
+  if (wg % TGB == TG) {                // the block's bias workgroup: the column of ones
+    bias_grad(wg / TGB, lid);
+    return;
+  }`
+    : "if (wg >= TGB * BLOCKS) { return; }  // workgroup-uniform";
+  const main = `${splits > 1 ? `var<workgroup> partial: array<f32, ${wg * nv}>; // [S][TW][NV]\n\n` : ""}${db ? BIAS_GRAD : ""}@compute @workgroup_size(${wg})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
   let wg = wid.y * GRID_X + wid.x;
-  if (wg >= TG * (OC_COUNT / OCB)) { return; }  // workgroup-uniform
-  let r0 = (wg / TG) * OCB;            // first weight row (output channel within the part) of this block
+  ${route}
+  let r0 = (wg / TGB) * OCB;           // first weight row (output channel within the part) of this block
   let oc0 = OC_BASE + r0;
   let g = oc0 / CO_PER_GROUP;
   let s = lid / TW;                    // reduction slice
   let tl = lid % TW;
-  let t_raw = (wg % TG) * TW + tl;
+  let t_raw = (wg % TGB) * TW + tl;
   let t_ok = t_raw < T;
   let tl_t = min(t_raw, T - 1u);       // t = c * KH + ky; lanes past T compute a copy and store nothing
   let ky = tl_t % KH;
@@ -300,15 +325,21 @@ ${indent(epilogue, 2)}
 }
 `;
   return {
-    op: "conv.wgrad",
+    op: db ? "conv.wgrad+bias" : "conv.wgrad",
     wgsl: sections(
-      header(id, "conv wgrad", [
+      header(id, db ? "conv wgrad + bias gradient" : "conv wgrad", [
         `x ${shapeText([batch, ...spec.input])}, dy ${shapeText([batch, ...spec.output])} -> dW rows [${spec.outBase}, ${spec.outBase + spec.outCount})`,
         describe,
         `workgroup = ${ocb} output channel(s) x ${tw} (c, ky) lanes${splits > 1 ? ` x ${splits} reduction slices` : ""}; lane = all ${kw} taps, ${px} output pixels per step`,
         splits > 1
           ? `per element: ${batch * oh * ow} terms in (n, oy, ox) order within each of ${splits} slices, slices added in order (deterministic)`
           : `per element: its ${batch * oh * ow} terms in (n, oy, ox) order (deterministic)`,
+        ...(db
+          ? [
+              `bias gradient folded in (no separate bgrad kernel): db rows [${spec.outBase}, ${spec.outBase + spec.outCount}) = Σ dy per channel, the GEMM's column of ones;`,
+              `  one more workgroup after each block's ${tg} weight workgroup(s), lane j sums channel j's ${batch * oh * ow} terms in (n, oy, ox) order (deterministic)`,
+            ]
+          : []),
       ]),
       consts({
         N: u32(batch),
@@ -337,7 +368,10 @@ ${indent(epilogue, 2)}
         T: u32(t),
         TW: u32(tw),
         TG: u32(tg),
+        TGB: u32(db ? tg + 1 : tg),
+        BLOCKS: u32(blocks),
         NV: u32(nv),
+        ...(db ? { WG: u32(wg) } : {}),
         GRID_X: u32(dispatch[0]),
       }),
       declare(bindings),
@@ -347,6 +381,21 @@ ${indent(epilogue, 2)}
     bindings,
     workgroupSize: [wg, 1, 1],
     dispatch,
-    flops: 2 * spec.outCount * cig * kh * kw * batch * oh * ow,
+    flops: 2 * spec.outCount * cig * kh * kw * batch * oh * ow + (db ? spec.outCount * batch * oh * ow : 0),
   };
 }
+
+/** A bias workgroup: lane j (and j + WG, … when the workgroup is narrower than the block) sums channel j. */
+const BIAS_GRAD = `fn bias_grad(block: u32, lane: u32) {
+  for (var j = lane; j < OCB; j += WG) {
+    let oc = OC_BASE + block * OCB + j;
+    var b = 0.0;
+    for (var ny = 0u; ny < N * OH; ny++) {  // ny = n * OH + oy
+      let row = ((ny / OH) * CO + oc) * OH * OW + (ny % OH) * OW;
+      for (var ox = 0u; ox < OW; ox++) { b += dy[row + ox]; }
+    }
+    db[oc] = b;
+  }
+}
+
+`;

@@ -8,8 +8,9 @@
 //  wgrad: dW[oc, c, ky, kx] = Σ_{n, oy, ox} dy[n, oc, oy, ox] · x[n, g·CIG + c, oy·SH − PT + ky, ox·SW − PL + kx]
 //         a fixed-order sum per weight element (util.ts reduceMain): serial when N·OH·OW is short,
 //         else a workgroup whose lanes stride over it and whose lane 0 adds the lane sums in order;
-//  bgrad: db[oc] = Σ_{n, oy, ox} dy[n, oc, oy, ox] — channelSumKernel below, shared with dense and
-//         batch norm.
+//  bgrad: db[oc] = Σ_{n, oy, ox} dy[n, oc, oy, ox] — with fusion, folded into the wgrad kernel as
+//         the GEMM's column of ones (conv-blocked.ts: extra workgroups of the same dispatch); without,
+//         channelSumKernel below, shared with dense and batch norm.
 //
 // A weight split into row parts (over maxStorageBufferBindingSize) gets one dgrad kernel per part:
 // the first writes dx, each later one adds its output channels' contribution (kernels run in order,
@@ -211,17 +212,18 @@ export function convDataGradKernel(
   return gatherDataGradKernel(id, spec);
 }
 
-/** dW for one weight part (rows [outBase, outBase + outCount)). */
+/** dW for one weight part (rows [outBase, outBase + outCount)), and those rows of db when bound. */
 export function convWeightGradKernel(
   id: KernelIdentity,
-  spec: ConvGradSpec & { tensors: { x: string; dy: string; dw: string } },
+  spec: ConvGradSpec & { tensors: { x: string; dy: string; dw: string; db?: string } },
 ): TrainKernelSource {
   return blockedWeightGradKernel(id, spec, describe(spec));
 }
 
 /**
  * out[c] = Σ_{n, p} g[(n·C + c)·INNER + p] (and, with `second`, out2[c] = Σ g·(x − mean_c)·invstd_c):
- * the bias gradient of conv (INNER = OH·OW) and dense (INNER = 1), and batch norm's dβ / dγ.
+ * the bias gradient of conv (INNER = OH·OW) and dense (INNER = 1) in unfused plans, and batch
+ * norm's dβ / dγ.
  * A fixed-order sum per channel (util.ts reduceMain): deterministic.
  */
 export function channelSumKernel(

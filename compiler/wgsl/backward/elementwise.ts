@@ -1,5 +1,6 @@
 // Element-wise training kernels: activation backward (from the saved output), dropout in training
-// (forward and backward share the hashed mask, util.ts), gradient accumulation, and concat backward.
+// (forward and backward share the hashed mask, util.ts; conv / dense kernels apply it as a fused
+// epilogue, dropoutEpilogueWgsl), gradient accumulation, and concat backward.
 // One invocation per element; each output element is written by exactly one invocation.
 import type { ActivationOp } from "../../graph.ts";
 import { WORKGROUP, consts, f32, header, sections, shapeText, u32 } from "../common.ts";
@@ -51,26 +52,76 @@ export function activationGradKernel(
   };
 }
 
+/** The words of a dropout mask: the source layer's index, per-example size, and this tensor's slice. */
+export interface DropoutMask {
+  p: number;
+  layer: number;
+  perExample: number;
+  offset: number;
+  stride: number;
+  /** The global index of this tensor's first example (a device's half of the batch). */
+  exampleBase?: number;
+}
+
+/** A conv / dense kernel's fused dropout (compiler/fuse.ts): the mask and the step uniform's tensor. */
+export interface DropoutEpilogue extends DropoutMask {
+  step: string;
+}
+
+/**
+ * The mask's constants for a [batch, per] output: the names withExampleBase / withSplitExamples
+ * rewrite, shared by the dropout kernel and the fused epilogue.
+ */
+function maskConsts(d: DropoutMask, batch: number, per: number): string {
+  return consts({
+    LAYER: u32(d.layer),
+    EXAMPLE_BASE: u32(d.exampleBase ?? 0),
+    // Examples per device per micro-step, and the global index of the second device's first
+    // example: a hybrid head's micro-batch is both devices' chunks (withSplitExamples); else
+    // CHUNK = the batch and SECOND_BASE is never reached.
+    CHUNK: u32(batch),
+    SECOND_BASE: u32(batch),
+    PER: u32(per),
+    SRC_PER: u32(d.perExample),
+    SRC_OFFSET: u32(d.offset),
+    SRC_STRIDE: u32(d.stride),
+    THRESHOLD: u32(dropoutThreshold(d.p)),
+    SCALE: f32(1 / (1 - d.p)),
+  });
+}
+
+/** `keep` of output element i (local example i / PER): the lines both kernels evaluate. */
+const MASK_LINES = [
+  "  let n = i / PER;",
+  "  let e = EXAMPLE_BASE + select(n, n - CHUNK + SECOND_BASE, n >= CHUNK) + (step.micro >> 2u) * CHUNK;",
+  "  let j = SRC_OFFSET + (i % PER) * SRC_STRIDE;",
+  "  let keep = dropout_hash(step.seed, LAYER, e * SRC_PER + j) >= THRESHOLD;",
+];
+const masked = (v: string) => `select(0.0, ${v} * SCALE, keep)`;
+
+/** The dropout mask as a fused epilogue `dropout_epilogue(v, i)` of a [batch, per] output. */
+export function dropoutEpilogueWgsl(d: DropoutEpilogue, batch: number, per: number): string[] {
+  const fn = `fn dropout_epilogue(v: f32, i: u32) -> f32 {\n${MASK_LINES.join("\n")}\n  return ${masked("v")};\n}`;
+  return [maskConsts(d, batch, per), DROPOUT_HASH_WGSL, fn];
+}
+
+/** The header line of a kernel with a fused dropout epilogue. */
+export const dropoutEpilogueLine = (d: DropoutMask) =>
+  `fused epilogue in training: y = that · mask / (1 − p), p = ${d.p}: the dropout kernel's hashed mask, the same bits`;
+
 /**
  * Inverted dropout in training, forward (x → y) or backward (dy → dx): the same expression, since
  * both multiply by mask/(1 − p). The mask is dropout_hash(seed, LAYER, e · SRC_PER + j) ≥ THRESHOLD
  * (util.ts), e the global example (EXAMPLE_BASE + micro-step index · CHUNK + local example n, or for
  * n ≥ CHUNK, a hybrid head's second half, SECOND_BASE + micro-step index · CHUNK + n − CHUNK) and
  * j = SRC_OFFSET + l · SRC_STRIDE the source per-example index of local per-example index l.
+ * A conv / dense kernel with a fused dropout evaluates the same lines (dropoutEpilogueWgsl).
  */
 export function dropoutKernel(
   id: KernelIdentity,
-  spec: {
+  spec: DropoutMask & {
     direction: "forward" | "backward";
     shape: readonly number[];
-    p: number;
-    /** The source layer's index, per-example size, and this tensor's slice of it (autodiff.ts). */
-    layer: number;
-    perExample: number;
-    offset: number;
-    stride: number;
-    /** The global index of this tensor's first example (a device's half of the batch). */
-    exampleBase?: number;
     tensors: { x: string; y: string; step: string };
     /** backward only: the activation derivative of the layer before (util.ts GradEpilogue) */
     fold?: GradEpilogue;
@@ -82,13 +133,7 @@ export function dropoutKernel(
   const bindings = [...bound, ...epilogueBindings(spec.fold, bound)];
   const { code, dispatch } = elementwise(
     total,
-    [
-      "  let n = i / PER;",
-      "  let e = EXAMPLE_BASE + select(n, n - CHUNK + SECOND_BASE, n >= CHUNK) + (step.micro >> 2u) * CHUNK;",
-      "  let j = SRC_OFFSET + (i % PER) * SRC_STRIDE;",
-      "  let keep = dropout_hash(step.seed, LAYER, e * SRC_PER + j) >= THRESHOLD;",
-      `  ${storeGrad(spec.fold, "y", "i", "select(0.0, x[i] * SCALE, keep)")}`,
-    ].join("\n"),
+    [...MASK_LINES, `  ${storeGrad(spec.fold, "y", "i", masked("x[i]"))}`].join("\n"),
   );
   return {
     op: spec.direction === "forward" ? "dropout.train" : "dropout.grad",
@@ -98,21 +143,7 @@ export function dropoutKernel(
         "mask = lowbias32(lowbias32(lowbias32(seed) ^ layer) ^ (e·S + j)) ≥ ⌊p·2³²⌋: regenerated, never stored",
         "layer, e (global example), S and j (per-example index) of the source layer over the whole batch",
       ]),
-      consts({
-        LAYER: u32(spec.layer),
-        EXAMPLE_BASE: u32(spec.exampleBase ?? 0),
-        // Examples per device per micro-step, and the global index of the second device's first
-        // example: a hybrid head's micro-batch is both devices' chunks (withSplitExamples); else
-        // CHUNK = the batch and SECOND_BASE is never reached.
-        CHUNK: u32(spec.shape[0]),
-        SECOND_BASE: u32(spec.shape[0]),
-        PER: u32(per),
-        SRC_PER: u32(spec.perExample),
-        SRC_OFFSET: u32(spec.offset),
-        SRC_STRIDE: u32(spec.stride),
-        THRESHOLD: u32(dropoutThreshold(spec.p)),
-        SCALE: f32(1 / (1 - spec.p)),
-      }),
+      maskConsts(spec, spec.shape[0], per),
       declare(bindings),
       ...epilogueFunction(spec.fold, bindings),
       DROPOUT_HASH_WGSL,
@@ -126,7 +157,10 @@ export function dropoutKernel(
   };
 }
 
-/** A dropout kernel's WGSL (dropoutKernel) for a copy whose first example is global example `base`. */
+/** Whether a kernel's WGSL hashes a dropout mask (a dropout kernel, or a fused dropout epilogue). */
+export const hashesDropout = (wgsl: string) => /^const EXAMPLE_BASE *: u32 = /m.test(wgsl);
+
+/** A dropout-hashing kernel's WGSL (hashesDropout) for a copy whose first example is global example `base`. */
 export function withExampleBase(wgsl: string, base: number): string {
   const re = /^(const EXAMPLE_BASE *: u32 = )0u;$/m;
   if (!re.test(wgsl)) throw new Error("not a dropout kernel: no EXAMPLE_BASE");

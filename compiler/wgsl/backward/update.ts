@@ -31,6 +31,8 @@ export function updateKernel(
      * another order.
      */
     micro?: boolean;
+    /** A fused update over a flat arena: the parameters it covers, one header line each. */
+    covers?: readonly string[];
   },
 ): TrainKernelSource {
   const total = spec.shape.reduce((a, b) => a * b, 1);
@@ -59,6 +61,12 @@ export function updateKernel(
     wgsl: sections(
       header(id, "sgd update", [
         `v ← μ·v − λ·ε·w − ε·g; w ← w + v${spec.micro ? " accumulated over micro-steps" : ""} over ${t.w} ${shapeText(spec.shape)}, μ = ${spec.momentum}, λ = ${spec.weightDecay}, ε from the step uniform`,
+        ...(spec.covers?.length
+          ? [
+              "one kernel for every parameter of the device, each a view into the arena:",
+              ...spec.covers.map((c) => `  ${c}`),
+            ]
+          : []),
       ]),
       consts({ MOMENTUM: f32(spec.momentum), WEIGHT_DECAY: f32(spec.weightDecay) }),
       declare(bindings),

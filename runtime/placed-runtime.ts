@@ -1,7 +1,9 @@
 // Runs a placed plan (compiler/lower-placed.ts) over several WebGPU devices: buffers, kernels and
 // cross-device transfers per device, for the executor and trainer in runtime/placed.ts.
 //
-// Load once: one buffer per root tensor on its device, every pipeline of every device built in
+// Load once: one buffer per root tensor on its device — or, when the plan carries a memory plan
+// (compiler/memory-bind.ts), each device's arenas with every root tensor at its planned offset
+// (runtime/arenas.ts) — every pipeline of every device built in
 // parallel, every bind group pre-created, and a double-buffered pair of MAP_READ staging buffers per
 // direction (device → device), which the direction's transfers use alternately: while the host maps
 // one and writes it to the peer, the producer can already copy the next tensor into the other; a
@@ -29,7 +31,7 @@ import type {
 } from "../compiler/plan.ts";
 import type { OpenDevice } from "./devices.ts";
 import type { KernelTiming } from "./executor.ts";
-import { type TensorRange, viewRange } from "./arenas.ts";
+import { type TensorMemory, type TensorRange, allocateTensors, viewRange } from "./arenas.ts";
 import { buildKernelStep, messageOf } from "./pipeline.ts";
 
 /** One transfer of a run: what moved, where, how many bytes, and host time from submit to written. */
@@ -58,7 +60,8 @@ export class PlacedRuntime {
   readonly plan: Plan;
   readonly devs: OpenDevice[];
   readonly tensors: Map<string, PlanTensor>;
-  readonly buffers = new Map<string, GPUBuffer>();
+  /** Per device: its tensors' ranges (runtime/arenas.ts). */
+  readonly memory: TensorMemory[] = [];
   readonly staging: GPUBuffer[] = [];
   /** Host-written tensor → its replicas on other devices. */
   readonly replicas = new Map<string, PlanTensor[]>();
@@ -81,15 +84,7 @@ export class PlacedRuntime {
       d.device.pushErrorScope("out-of-memory");
       return d;
     });
-    for (const t of plan.tensors) {
-      if (t.aliasOf) continue;
-      const usage =
-        t.role === "uniform"
-          ? GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST | GPUBufferUsage.COPY_SRC
-          : GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST | GPUBufferUsage.COPY_SRC;
-      const { device } = rt.dev(t.device);
-      rt.buffers.set(t.name, device.createBuffer({ label: t.name, size: align4(t.bytes), usage }));
-    }
+    for (const d of plan.devices) rt.memory[d.index] = allocateTensors(rt.dev(d.index), plan);
     const oomErrors = ooms.map((d) => d.device.popErrorScope());
     try {
       const kernels = await Promise.all(plan.kernels.map((k) => rt.#build(k, wgsl[k.name])));
@@ -165,13 +160,19 @@ export class PlacedRuntime {
     });
   }
 
-  /** The bytes of tensor `name`: its root's buffer, or a view's range of it. */
+  /** The bytes of tensor `name`: its root's range, or a view's part of it. */
   range(name: string): TensorRange {
     const t = this.tensors.get(name);
-    const b = this.buffers.get(t?.aliasOf ?? name);
-    const r = b && t ? viewRange({ buffer: b, offset: 0, size: b.size }, t) : undefined;
-    if (!r) throw internal(`tensor \`${name}\` has no buffer`);
-    return r;
+    const r =
+      t && this.memory[this.tensors.get(t.aliasOf ?? name)?.device ?? -1]?.ranges.get(t.aliasOf ?? name);
+    const v = r && t ? viewRange(r, t) : undefined;
+    if (!v) throw internal(`tensor \`${name}\` has no buffer`);
+    return v;
+  }
+
+  /** The root tensor holding `name`'s bytes. */
+  root(name: string): string {
+    return this.tensors.get(name)?.aliasOf ?? name;
   }
 
   async #build(kernel: PlanKernel, code: string | undefined): Promise<Built & { kind: "dispatch" }> {
@@ -294,14 +295,18 @@ export class PlacedRuntime {
       encoders[d] = undefined;
     };
     const transfers: TransferTiming[] = [];
-    /** Peer buffer → the pending transfer that fills (part of) it. */
+    // Peer root tensor → the pending transfer that fills it. Keyed by tensor, not buffer: with a
+    // memory plan many tensors share an arena, and only a reader of this one must wait. A tensor
+    // sharing the peer's bytes has a lifetime disjoint from it (compiler/memory.ts), so it is either
+    // done before the transfer (its work submitted before the landing's write) or starts after the
+    // peer's last reader, which lands the peer first.
     const inFlight = new Map<
-      GPUBuffer,
+      string,
       { built: Built & { kind: "transfer" }; mapped: Promise<void>; t0: number }
     >();
     /** Staging buffer → the peer its pending transfer fills (a staging buffer carries one at a time). */
-    const stagingBusy = new Map<GPUBuffer, GPUBuffer>();
-    const land = async (peer: GPUBuffer) => {
+    const stagingBusy = new Map<GPUBuffer, string>();
+    const land = async (peer: string) => {
       const pending = inFlight.get(peer)!;
       inFlight.delete(peer);
       stagingBusy.delete(pending.built.staging);
@@ -328,8 +333,8 @@ export class PlacedRuntime {
       if (s.kind === "dispatch") {
         const d = s.kernel.device;
         for (const b of s.kernel.bindings) {
-          const { buffer } = this.range(b.tensor);
-          if (inFlight.has(buffer)) await land(buffer);
+          const root = this.root(b.tensor);
+          if (inFlight.has(root)) await land(root);
         }
         const querySet = querySets[d];
         const slot = slots[d]++;
@@ -351,16 +356,17 @@ export class PlacedRuntime {
         continue;
       }
       const { from } = s.step;
-      if (inFlight.has(s.peer.buffer)) await land(s.peer.buffer); // an older version not read yet: land it anyway
+      const peer = this.root(s.step.peer);
+      if (inFlight.has(peer)) await land(peer); // an older version not read yet: land it anyway
       // the direction's other staging buffer may be in use; this one must have landed first
       const holder = stagingBusy.get(s.staging);
       if (holder) await land(holder);
-      stagingBusy.set(s.staging, s.peer.buffer);
+      stagingBusy.set(s.staging, peer);
       endPass(from);
       encoder(from).copyBufferToBuffer(s.source.buffer, s.source.offset, s.staging, 0, align4(s.step.bytes));
       const t0 = performance.now();
       submit(from);
-      inFlight.set(s.peer.buffer, { built: s, mapped: s.staging.mapAsync(GPUMapMode.READ), t0 });
+      inFlight.set(peer, { built: s, mapped: s.staging.mapAsync(GPUMapMode.READ), t0 });
     }
     for (const peer of [...inFlight.keys()]) await land(peer);
 
@@ -499,8 +505,8 @@ export class PlacedRuntime {
   }
 
   destroy() {
-    for (const b of [...this.buffers.values(), ...this.staging]) b.destroy();
-    this.buffers.clear();
+    for (const b of [...this.memory.flatMap((m) => m?.buffers ?? []), ...this.staging]) b.destroy();
+    this.memory.length = 0;
     this.staging.length = 0;
   }
 }

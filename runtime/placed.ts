@@ -320,7 +320,19 @@ class PlacedTrainer implements Trainer {
     return (await this.#rt.readMany([name]))[0];
   }
 
+  /** Whether tensors share device memory (a memory plan): then a step's temporaries are overwritten. */
+  get sharesMemory(): boolean {
+    return this.#rt.memory.some((m) => m?.shared);
+  }
+
+  /** Bytes of every tensor buffer or arena on every device. */
+  get allocatedBytes(): number {
+    return this.#rt.memory.reduce((a, m) => a + (m?.allocatedBytes ?? 0), 0);
+  }
+
   async findNonFinite(): Promise<{ layer: string; kind: "activation" | "gradient" } | undefined> {
+    // With shared memory later kernels overwrote the activations and gradients: no layer to name.
+    if (this.sharesMemory) return undefined;
     const finite = (a: Float32Array) => a.every(Number.isFinite);
     const { layers } = this.#training;
     const scans = [

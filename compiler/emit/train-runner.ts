@@ -91,9 +91,9 @@ usage: ${ctx.runCommand} [options]
   --max-steps N          stop after N steps in all (quick trials)
   --autotune             measure the convolution kernels' tile candidates on this adapter on first use
                          (cached per adapter under ~/.cache/alexc/tuning) and run the fastest
-  --reuse-memory         one device: tensors whose lifetimes do not overlap share device memory (the
-                         compiler's memory plan: the liveness peak instead of the sum of all tensors);
-                         a NaN then names no layer
+  --reuse-memory         tensors whose lifetimes do not overlap share device memory (the compiler's
+                         memory plan, per device: the liveness peak instead of the sum of all
+                         tensors); a NaN then names no layer
   -h, --help             this help
 \`;
 
@@ -268,14 +268,9 @@ async function train(opt: Options): Promise<number> {
     const compiled = opt.autotune ? await tunedPlan(graph, opt, maxBindingBytes, devices[0]) : loadPlan(graph, opt, maxBindingBytes);
     const planHash = createHash("sha256").update(JSON.stringify(compiled.plan)).digest("hex").slice(0, 16);
     // The memory plan changes where tensors live, not what is computed: the plan hash (checkpoints) is the same.
-    const trainer =
-      devices.length > 1
-        ? await createPlacedTrainer(devices, compiled)
-        : await createTrainer(
-            devices[0],
-            opt.reuseMemory ? withMemoryPlan(compiled, { maxBindingBytes, maxBufferBytes: devices[0].maxBufferBytes }) : compiled,
-          );
-    if (opt.reuseMemory && devices.length > 1) console.error("note: --reuse-memory applies to one device; two devices give every tensor its buffer");
+    const limits = { maxBindingBytes, maxBufferBytes: Math.min(...devices.map((d) => d.maxBufferBytes)) };
+    const placedPlan = opt.reuseMemory ? withMemoryPlan(compiled, limits) : compiled;
+    const trainer = devices.length > 1 ? await createPlacedTrainer(devices, placedPlan) : await createTrainer(devices[0], placedPlan);
     if (trainer.allocatedBytes) console.error(\`device memory for the plan's tensors: \${(trainer.allocatedBytes / 2 ** 20).toFixed(1)} MiB\${trainer.sharesMemory ? " (memory plan)" : ""}\`);
     console.error(\`training on \${devices.map((d) => d.label).join(" and ")}\${devices.length > 1 ? \` (placement: \${opt.placement})\` : ""}\`);
     const schedule = createSchedule({ ...RECIPE.schedule, lr0: opt.lr });

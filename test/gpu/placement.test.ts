@@ -16,6 +16,7 @@ import { lowerTrainingHybrid } from "../../compiler/lower-hybrid.ts";
 import { lowerTraining } from "../../compiler/lower-train.ts";
 import { type Strategy, placeNetwork } from "../../compiler/place.ts";
 import { type CompiledPlan, type ScheduleStep, planSchema } from "../../compiler/plan.ts";
+import { withMemoryPlan } from "../../compiler/memory-bind.ts";
 import { createExecutor } from "../../runtime/executor.ts";
 import { initParams } from "../../runtime/init.ts";
 import { createPlacedExecutor, createPlacedTrainer } from "../../runtime/placed.ts";
@@ -187,6 +188,54 @@ gpu.describe("hybrid placement on two devices", () => {
 });
 
 const lowerings = { model: lowerTrainingPlaced, data: lowerTrainingData, hybrid: lowerTrainingHybrid };
+
+gpu.describe("placed plans with a memory plan (arenas per device)", () => {
+  for (const strategy of ["model", "data", "hybrid"] as const)
+    it(`${strategy}: two steps give the same bits as one buffer per tensor, in less memory`, async () => {
+      const params = initParams(graph, 9);
+      const placed = lowerings[strategy](graph, { ...common(), ...withDropout, batch: BATCH });
+      const limits = {
+        maxBindingBytes: gpu.devs![0].maxBindingBytes,
+        maxBufferBytes: gpu.devs![0].maxBufferBytes,
+      };
+      const run = async (plan: CompiledPlan) => {
+        const t = await createPlacedTrainer(gpu.devs!, plan);
+        t.uploadParams(params);
+        t.writeBatch(images, labels);
+        const losses = [
+          (await t.step({ lr: 0.01, seed: 1 })).loss,
+          (await t.step({ lr: 0.01, seed: 2 })).loss,
+        ];
+        const out = {
+          losses,
+          params: await t.readParams(),
+          velocities: await t.readVelocities(),
+          evalLogits: await t.evaluate(images),
+          bytes: t.allocatedBytes!,
+          shared: t.sharesMemory,
+        };
+        t.destroy();
+        return out;
+      };
+      const plain = await run(placed);
+      const planned = await run(withMemoryPlan(placed, limits));
+      expect([plain.shared, planned.shared]).toEqual([false, true]);
+      expect(planned.losses).toEqual(plain.losses);
+      expect(new Uint32Array(planned.evalLogits.buffer)).toEqual(new Uint32Array(plain.evalLogits.buffer));
+      for (const [what, got, want] of [
+        ["params", planned.params, plain.params],
+        ["velocities", planned.velocities, plain.velocities],
+      ] as const)
+        for (const [name, w] of want)
+          expect(new Uint32Array(got.get(name)!.buffer), `${what} ${name}`).toEqual(
+            new Uint32Array(w.buffer),
+          );
+      expect(planned.bytes).toBeLessThan(plain.bytes);
+      console.log(
+        `${strategy}: ${plain.bytes.toLocaleString("en-US")} B with a buffer per tensor, ${planned.bytes.toLocaleString("en-US")} B in arenas`,
+      );
+    });
+});
 
 /** Bytes moved per direction (`from->to`). */
 function byDirection(moves: readonly { from: number; to: number; bytes: number }[]): Record<string, number> {

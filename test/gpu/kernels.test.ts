@@ -187,6 +187,12 @@ gpu.describe("dense", () => {
     ));
   it("batch 16 (8 examples per pass), long rows", () =>
     check("dense 300→33 batch 16", dense(33), [[300]], 16, ([x], p) => ref(x, 16, 300, p, dense(33))));
+  it("4 output rows per workgroup, grouped (2 towers of 12), batch 8", () =>
+    check("dense grouped 130→24 batch 8", dense(24, 2), [[130]], 8, ([x], p) =>
+      ref(x, 8, 130, p, dense(24, 2)),
+    ));
+  it("2 output rows per workgroup (rows per group 2 mod 4), batch 6", () =>
+    check("dense 70→10 batch 6", dense(10), [[70]], 6, ([x], p) => ref(x, 6, 70, p, dense(10))));
 });
 
 gpu.describe("element-wise", () => {

@@ -17,10 +17,10 @@
 //    At inference (and for a dropout inactive in training) the dropout is the identity: an alias of
 //    the group's activation, so the group computes what it did without it (`fusedAt`).
 //  - an LRN whose only consumer is a max-pool becomes that pool's prologue: the pool's kernel
-//    evaluates the LRN at each window element it reads (wgsl/lrn-pool.ts), and the LRN's output is
-//    never stored, at inference nor in training, where the kernel also writes each window's arg-max —
-//    all that the pool's backward reads (wgsl/backward/pool.ts) — so the arg-max kernel goes too. The
-//    LRN's backward reads its input x and ∂L/∂(its output), never the output itself.
+//    evaluates the LRN at each window element it reads (wgsl/pool.ts, through lrn.ts's lrn_at), and
+//    the LRN's output is never stored, at inference nor in training, where the kernel also writes each
+//    window's arg-max — all that the pool's backward reads (wgsl/backward/pool.ts) — so the arg-max
+//    kernel goes too. The LRN's backward reads its input x and ∂L/∂(its output), never the output.
 // Everything else is a boundary, with the reason recorded for `alexc compile --explain-fusion`.
 // The lowerings (lower.ts, lower-train.ts) read the groups; the numbers are those of the unfused
 // plan bit for bit, because every fused piece is the very expression of the kernel it replaces.

@@ -113,7 +113,8 @@ function source(kind: TunableKind, shape: TunableShape, tiles: Tiles) {
       accumulate: false,
       tensors: { dy: "dy", w: "w", dx: "dx" },
     });
-  return convWeightGradKernel(id, { ...shape, ...tiles, tensors: { x: "x", dy: "dy", dw: "dw" } });
+  // with the bias gradient folded in, as fused training plans run it (AlexNet's convs all have biases)
+  return convWeightGradKernel(id, { ...shape, ...tiles, tensors: { x: "x", dy: "dy", dw: "dw", db: "db" } });
 }
 
 /** Median wall ms of one dispatch of the candidate, on zeroed scratch buffers. */
@@ -130,6 +131,7 @@ async function measure(dev: OpenDevice, kind: TunableKind, s: TunableShape, tile
     w: weights,
     dw: weights,
     b: co,
+    db: co,
   };
   const { device } = dev;
   const buffers = new Map<string, GPUBuffer>();

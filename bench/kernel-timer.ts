@@ -14,7 +14,7 @@
 // micro-batched plan runs its schedule once per micro-batch, so each time is multiplied by that count.
 import type { CompiledPlan, PlanKernel } from "../compiler/plan.ts";
 import type { OpenDevice } from "../runtime/devices.ts";
-import { viewRange } from "../runtime/arenas.ts";
+import { bufferRange } from "../runtime/arenas.ts";
 import { buildKernelStep, type KernelStep } from "../runtime/pipeline.ts";
 
 export interface KernelWallTime {
@@ -89,7 +89,7 @@ export async function timeKernels(
         buildKernelStep(devs[k.device], k, wgsl[k.name], (t) => {
           const buffer = buffers.get(rootOf(t));
           const tensor = tensors.get(t);
-          return buffer && tensor && viewRange({ buffer, offset: 0, size: buffer.size }, tensor);
+          return buffer && tensor && bufferRange(buffer, tensor);
         }),
       ),
     );

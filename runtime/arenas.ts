@@ -76,6 +76,11 @@ export function rangeOf(memory: TensorMemory, t: PlanTensor): TensorRange | unde
   return viewRange(memory.ranges.get(t.aliasOf ?? t.name), t);
 }
 
+/** `t`'s range in `buffer`, its root's own buffer (one buffer per root tensor, no memory plan). */
+export function bufferRange(buffer: GPUBuffer, t: PlanTensor): TensorRange {
+  return viewRange({ buffer, offset: 0, size: buffer.size }, t)!;
+}
+
 /** `root`, narrowed to view `t` when `t` is one (an alias with `aliasOffset`). */
 export function viewRange(root: TensorRange | undefined, t: PlanTensor): TensorRange | undefined {
   if (!root || t.aliasOffset === undefined) return root;

@@ -9,7 +9,7 @@ import { DiagnosticError, diag } from "../compiler/diagnostics.ts";
 import { elementCount } from "../compiler/graph.ts";
 import type { CompiledPlan, Plan, PlanKernel, PlanTensor } from "../compiler/plan.ts";
 import type { OpenDevice } from "./devices.ts";
-import { viewRange } from "./arenas.ts";
+import { type TensorRange, bufferRange } from "./arenas.ts";
 import { buildKernelStep, messageOf, type KernelStep } from "./pipeline.ts";
 import { concat } from "./concat.ts";
 
@@ -94,7 +94,7 @@ export async function createExecutor(
           buildKernelStep(dev, k, wgsl[k.name], (t) => {
             const buffer = buffers.get(rootOf(t));
             const tensor = tensors.get(t);
-            return buffer && tensor && viewRange({ buffer, offset: 0, size: buffer.size }, tensor);
+            return buffer && tensor && bufferRange(buffer, tensor);
           }),
         ),
       ),
@@ -186,19 +186,19 @@ export class Executor {
   /** Micro-batched plans: the whole batch of each input, written chunk by chunk by run(). */
   #inputs = new Map<string, Float32Array>();
 
-  #write(t: PlanTensor, data: Float32Array) {
+  /** The bytes of `t` on this device: its root's buffer, or a view's range of it. */
+  #range(t: PlanTensor): TensorRange {
     const buffer = this.#buffers.get(t.aliasOf ?? t.name);
     if (!buffer)
       throw new DiagnosticError(
         diag("AX9001", { message: `tensor \`${t.name}\` has no buffer on ${this.dev.label}` }, undefined),
       );
-    this.dev.device.queue.writeBuffer(
-      buffer,
-      t.aliasOffset ?? 0,
-      data.buffer,
-      data.byteOffset,
-      data.byteLength,
-    );
+    return bufferRange(buffer, t);
+  }
+
+  #write(t: PlanTensor, data: Float32Array) {
+    const { buffer, offset } = this.#range(t);
+    this.dev.device.queue.writeBuffer(buffer, offset, data.buffer, data.byteOffset, data.byteLength);
   }
 
   /**
@@ -314,18 +314,14 @@ export class Executor {
 
   /** Encodes a copy of `t` into a fresh staging buffer; the returned function maps and copies it out. */
   #encodeReadback(encoder: GPUCommandEncoder, t: PlanTensor): () => Promise<Float32Array> {
-    const source = this.#buffers.get(t.aliasOf ?? t.name);
-    if (!source)
-      throw new DiagnosticError(
-        diag("AX9001", { message: `tensor \`${t.name}\` has no buffer on ${this.dev.label}` }, undefined),
-      );
+    const source = this.#range(t);
     const size = align4(t.bytes);
     const staging = this.dev.device.createBuffer({
       label: `readback ${t.name}`,
       size,
       usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
     });
-    encoder.copyBufferToBuffer(source, t.aliasOffset ?? 0, staging, 0, size);
+    encoder.copyBufferToBuffer(source.buffer, source.offset, staging, 0, size);
     return async () => {
       await staging.mapAsync(GPUMapMode.READ);
       const values = new Float32Array(staging.getMappedRange().slice(0, t.bytes));

@@ -31,7 +31,7 @@ import type {
 } from "../compiler/plan.ts";
 import type { OpenDevice } from "./devices.ts";
 import type { KernelTiming } from "./executor.ts";
-import { type TensorMemory, type TensorRange, allocateTensors, viewRange } from "./arenas.ts";
+import { type TensorMemory, type TensorRange, allocateTensors, rangeOf } from "./arenas.ts";
 import { buildKernelStep, messageOf } from "./pipeline.ts";
 
 /** One transfer of a run: what moved, where, how many bytes, and host time from submit to written. */
@@ -163,11 +163,10 @@ export class PlacedRuntime {
   /** The bytes of tensor `name`: its root's range, or a view's part of it. */
   range(name: string): TensorRange {
     const t = this.tensors.get(name);
-    const r =
-      t && this.memory[this.tensors.get(t.aliasOf ?? name)?.device ?? -1]?.ranges.get(t.aliasOf ?? name);
-    const v = r && t ? viewRange(r, t) : undefined;
-    if (!v) throw internal(`tensor \`${name}\` has no buffer`);
-    return v;
+    const memory = this.memory[this.tensors.get(this.root(name))?.device ?? -1];
+    const r = t && memory && rangeOf(memory, t);
+    if (!r) throw internal(`tensor \`${name}\` has no buffer`);
+    return r;
   }
 
   /** The root tensor holding `name`'s bytes. */

@@ -79,6 +79,17 @@ export interface LoadedCheckpoint {
   warnings: Diagnostic[];
 }
 
+/**
+ * The identity a checkpoint is resumable under: a hash of what its weights mean (the network's
+ * nodes and parameters, the recipe, the batch), never of how the plan computes them. Kernel tiles
+ * come from timing (autotune), arenas from the device's binding limit and source spans from
+ * formatting; none changes the model, so none may make a checkpoint unresumable.
+ */
+export function trainingIdentity(parts: unknown): string {
+  const json = JSON.stringify(parts, (key, value) => (key === "span" ? undefined : value));
+  return createHash("sha256").update(json).digest("hex").slice(0, 16);
+}
+
 export function checkpointName(globalStep: number): string {
   return `ckpt-${String(globalStep).padStart(8, "0")}`;
 }
@@ -187,8 +198,8 @@ export function loadLatest(
     if (manifest.planHash !== expected.planHash) {
       throw checkpointError(
         candidate,
-        `was written for plan ${manifest.planHash}, but this runner was compiled to plan ${expected.planHash}`,
-        "the network or its training settings changed since this checkpoint; resume with the runner that wrote it, or start afresh in a new output directory",
+        `was written for training identity ${manifest.planHash}, but this runner's is ${expected.planHash}`,
+        "the network, the recipe or the batch size changed since this checkpoint; resume with the runner that wrote it, or start afresh in a new output directory",
       );
     }
     if (expected.network !== undefined && manifest.network !== expected.network) {

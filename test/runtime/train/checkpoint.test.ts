@@ -9,6 +9,7 @@ import {
   checkpointName,
   listCandidates,
   loadLatest,
+  trainingIdentity,
   writeCheckpoint,
   type CheckpointContent,
   type LoadedCheckpoint,
@@ -195,9 +196,29 @@ describe("writeCheckpoint / loadLatest", () => {
     writeCheckpoint(dir, content(1));
     const d = diagnosticOf(() => loadLatest(dir, { planHash: "plan-b" })).diagnostics[0];
     expect(d.code).toBe("AX4102");
-    expect(d.message).toMatch(/written for plan plan-a, but this runner was compiled to plan plan-b/);
+    expect(d.message).toMatch(/written for training identity plan-a, but this runner's is plan-b/);
     expect(diagnosticOf(() => loadLatest(dir, { planHash: "plan-a", network: "other" })).message).toMatch(
       /holds network `net`, expected `other`/,
+    );
+  });
+
+  it("gives a checkpoint the same identity whatever the kernel tiles or source spans, another when the model changes", () => {
+    const graph = (span: number, shape: number[]) => ({
+      nodes: [{ name: "fc", span: { line: span, col: 1 }, attrs: { op: "dense", units: shape[0] } }],
+      params: [{ name: "fc.w", shape, span: { line: span, col: 3 } }],
+    });
+    const base = trainingIdentity({ graph: graph(3, [10, 4]), recipe: { momentum: 0.9, batch: 128 } });
+    expect(base).toMatch(/^[0-9a-f]{16}$/);
+    // A reformatted source moves spans; nothing the weights mean changes.
+    expect(trainingIdentity({ graph: graph(7, [10, 4]), recipe: { momentum: 0.9, batch: 128 } })).toBe(base);
+    expect(trainingIdentity({ graph: graph(3, [10, 5]), recipe: { momentum: 0.9, batch: 128 } })).not.toBe(
+      base,
+    );
+    expect(trainingIdentity({ graph: graph(3, [10, 4]), recipe: { momentum: 0.95, batch: 128 } })).not.toBe(
+      base,
+    );
+    expect(trainingIdentity({ graph: graph(3, [10, 4]), recipe: { momentum: 0.9, batch: 64 } })).not.toBe(
+      base,
     );
   });
 

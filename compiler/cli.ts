@@ -80,7 +80,15 @@ const processIo: CliIo = {
   err: (text) => void process.stderr.write(text + "\n"),
 };
 
+/**
+ * Commands with their own argument syntax (several files, stdio servers): each parses its own
+ * arguments, loaded only when called. Exit codes as for every command.
+ */
+const ownArgumentCommands: Record<string, () => Promise<(args: string[], io: CliIo) => Promise<number>>> = {};
+
 export async function main(argv: string[], io: CliIo = processIo): Promise<number> {
+  const own = ownArgumentCommands[argv[0] ?? ""];
+  if (own) return (await own())(argv.slice(1), io);
   let parsed;
   try {
     parsed = parseArgs({ args: argv, options, allowPositionals: true, strict: true });

@@ -47,7 +47,8 @@ export type KernelClass = (typeof KERNEL_CLASSES)[number];
 /** A kernel's class from its plan op (`conv+relu`, `conv.dgrad`, `maxpool.argmax`, `sgd.update`…). */
 export function kernelClass(op: string): KernelClass {
   const [anchor, phase] = op.split("+")[0].split(".");
-  if (anchor === "conv") return phase === "dgrad" ? "conv dgrad" : phase ? "conv wgrad" : "conv forward";
+  if (anchor === "conv")
+    return phase === "dgrad" ? "conv dgrad" : phase === "wgrad" ? "conv wgrad" : "conv forward";
   if (anchor === "dense") return "dense";
   if (anchor === "maxpool" || anchor === "avgpool") return "pool";
   if (anchor === "lrn") return "lrn";
@@ -142,13 +143,19 @@ export function adapterSummary(dev: OpenDevice): AdapterSummary {
 export function lowerForBench(
   graph: Graph,
   recipe: Recipe,
-  opts: { mode: BenchMode; batch: number; placement: BenchPlacement; maxBindingBytes: number },
+  opts: {
+    mode: BenchMode;
+    batch: number;
+    placement: BenchPlacement;
+    maxBindingBytes: number;
+    storage?: LowerOptions["storage"];
+  },
   meta: { source: string; compilerVersion: string },
   tune: Pick<LowerOptions, "tuning" | "onTunable"> = {},
 ): CompiledPlan {
   const common = { batch: opts.batch, maxBindingBytes: opts.maxBindingBytes, ...meta, ...tune };
   if (opts.mode === "forward") {
-    if (opts.placement === "none") return lower(graph, common);
+    if (opts.placement === "none") return lower(graph, { ...common, storage: opts.storage });
     if (opts.placement === "model") return lowerPlaced(graph, common);
     throw new Error(`a forward plan is placed by model placement only, not ${opts.placement}`);
   }
@@ -353,10 +360,11 @@ function kernelReport(t: KernelWallTime, byTimestamp: boolean): KernelReport {
     op: kernel.op,
     class: kernelClass(kernel.op),
     device: kernel.device,
-    flops: kernel.flops,
+    // a Winograd GEMM counts the direct convolution's FLOPs, its transforms none: effective rates
+    flops: kernel.equivalentFlops ?? kernel.flops,
     wallMs,
     ...(timestampMs !== undefined ? { timestampMs } : {}),
     ms,
-    gflops: kernel.flops / (ms * 1e6),
+    gflops: (kernel.equivalentFlops ?? kernel.flops) / (ms * 1e6),
   };
 }

@@ -5,7 +5,7 @@
 // (and the CPU's native rate where the adapter is a CPU) and the memory per device. The measuring
 // lives in bench/measure.ts, bench/kernel-timer.ts and bench/ceiling.ts; this file parses and prints.
 import type { TuningTable } from "./tuning.ts";
-import { UsageError, VERSION, type CommandContext } from "./command-context.ts";
+import { UsageError, VERSION, storageOption, type CommandContext } from "./command-context.ts";
 import type { BenchMode, BenchPlacement, BenchResult } from "../bench/measure.ts";
 import type { Ceiling } from "../bench/ceiling.ts";
 
@@ -48,6 +48,9 @@ export async function benchCommand(ctx: CommandContext): Promise<number> {
     throw new UsageError(
       `--mode forward places by --placement model only (data and hybrid are training placements)`,
     );
+  const storage = storageOption(ctx.values.storage);
+  if (storage === "f16" && (mode !== "forward" || placement !== "none"))
+    throw new UsageError("--storage f16 applies to --mode forward on one device (training keeps f32)");
   const batch = positiveInt(ctx.values.batch, "batch", 1);
   const iters = positiveInt(ctx.values.iters, "iters", 5);
   const warmup = positiveInt(ctx.values.warmup, "warmup", 2, 0);
@@ -60,7 +63,7 @@ export async function benchCommand(ctx: CommandContext): Promise<number> {
   const devs = await openDevices({ count: placement === "none" ? 1 : 2, allowFewer: false });
   try {
     const meta = { source: ctx.file, compilerVersion: VERSION };
-    const shape = { mode, batch, placement, maxBindingBytes: devs[0].maxBindingBytes };
+    const shape = { mode, batch, placement, maxBindingBytes: devs[0].maxBindingBytes, storage };
     // --autotune: the convolution tiles measured fastest on this adapter (cached per adapter)
     let tuning: TuningTable | undefined;
     if (ctx.values.autotune) {

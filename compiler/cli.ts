@@ -13,6 +13,10 @@ usage: alexc <command> FILE [options]
 
 commands:
   check FILE                     parse and check; diagnostics only
+  lint FILE... [--fix] [--format text|json|sarif] [--max-warnings N] [--config alexc.json]
+                                 everything check reports plus lint warnings (severities in alexc.json);
+                                 --fix applies the safe fixes and formats; exit 1 on errors
+  explain CODE | --list          the long explanation of a diagnostic code or lint rule
   info FILE                      per-layer table: per-tower output shape, parameters, multiply-adds
   info FILE --placement model|data|hybrid|all [--batch N]
                                  per device of two: FLOPs, parameter and activation bytes, transfers
@@ -35,10 +39,19 @@ commands:
                                  median ms per step, images/s, per-kernel wall times, GFLOP/s per
                                  kernel class against alexc's 1024³ GEMM, memory per device;
                                  --autotune: convolution tiles measured on this adapter (cached)
+  graph FILE [-o OUT.svg|OUT.dot] [--format svg|dot]
+                                 the architecture as the paper's Figure 2: towers side by side,
+                                 per-tower output shapes, parameters, cross-tower edges marked
+  lsp [--stdio]                  the language server (LSP over stdin/stdout) for editors
+  fmt [--check] FILE… | --stdin  rewrite .net files in canonical form, in place; --check lists the
+                                 files that are not and exits 1; --stdin formats stdin to stdout
 
 options:
   --format text|json             output format for diagnostics, info, check and bench (default text)
   --batch N                      batch size for compile/run/bench (default: the input's, else 1)
+  --storage f32|f16              compile/run/bench --mode forward: how activations and weights are
+                                 stored; f16 halves their memory, arithmetic stays f32; needs the
+                                 adapter feature shader-f16 (default f32)
   --max-binding-bytes N          compile, info --memory: the device's maxStorageBufferBindingSize
                                  (default 134217728)
   --max-buffer-bytes N           info --memory: the device's maxBufferSize, the largest arena (default 2GiB)
@@ -64,6 +77,7 @@ const options = {
   "max-buffer-bytes": { type: "string" },
   "device-memory": { type: "string" },
   mode: { type: "string" },
+  storage: { type: "string" },
   iters: { type: "string" },
   warmup: { type: "string" },
   help: { type: "boolean", short: "h" },
@@ -84,7 +98,13 @@ const processIo: CliIo = {
  * Commands with their own argument syntax (several files, stdio servers): each parses its own
  * arguments, loaded only when called. Exit codes as for every command.
  */
-const ownArgumentCommands: Record<string, () => Promise<(args: string[], io: CliIo) => Promise<number>>> = {};
+const ownArgumentCommands: Record<string, () => Promise<(args: string[], io: CliIo) => Promise<number>>> = {
+  graph: async () => (await import("./graph-command.ts")).graphCommand,
+  lsp: async () => (await import("./lsp/command.ts")).lspCommand,
+  lint: async () => (await import("./lint/command.ts")).lintCommand,
+  explain: async () => (await import("./lint/command.ts")).explainCommand,
+  fmt: async () => (await import("./fmt-command.ts")).fmtCommand,
+};
 
 export async function main(argv: string[], io: CliIo = processIo): Promise<number> {
   const own = ownArgumentCommands[argv[0] ?? ""];

@@ -16,3 +16,10 @@ export interface CommandContext {
   out: (text: string) => void;
   err: (text: string) => void;
 }
+
+/** `--storage f32|f16`: how a forward plan stores activations and weights (compiler/wgsl/f16-storage.ts). */
+export function storageOption(value: string | boolean | undefined): "f32" | "f16" {
+  if (value === undefined || value === "f32") return "f32";
+  if (value === "f16") return "f16";
+  throw new UsageError(`--storage must be f32 or f16, got \`${value}\``);
+}

@@ -5,7 +5,7 @@ import { dirname, join, relative, resolve, sep } from "node:path";
 import { fileURLToPath } from "node:url";
 import { format } from "prettier";
 import { benchCommand } from "./bench-command.ts";
-import { UsageError, VERSION, type CommandContext } from "./command-context.ts";
+import { UsageError, VERSION, storageOption, type CommandContext } from "./command-context.ts";
 import { diag, DiagnosticError, type Diagnostic } from "./diagnostics.ts";
 import { dumpGraph } from "./dump.ts";
 import { differentiate } from "./autodiff.ts";
@@ -112,7 +112,10 @@ const info: Command = async (ctx) => {
       `${formatInfo(table)}\n` +
         `kernel dispatches per training step (batch ${t.batch}${t.microSteps > 1 ? `, ${t.microSteps} micro-steps` : ""}): ` +
         `${t.unfused} unfused, ${t.fused} fused; forward at batch ${f.batch}: ${f.unfused} unfused, ${f.fused} fused ` +
-        `(alexc compile --explain-fusion lists the groups)`,
+        `(alexc compile --explain-fusion lists the groups)` +
+        (f.fusedWinograd !== f.fused
+          ? `; with Winograd 3×3 convolutions (the default for forward plans): ${f.fusedWinograd} per run`
+          : ""),
     );
   }
   return 0;
@@ -136,7 +139,9 @@ function dispatchCounts(ctx: CommandContext) {
       activeDropout: recipe.dropout,
     }).plan;
   const [fusedTrain, unfusedTrain] = [train(true), train(false)];
-  const forward = (fuse: boolean) => lower(graph, { ...common, fuse, batch: 1 }).plan;
+  // Fusion compared alike: direct convolutions on both sides; Winograd's extra stages counted apart.
+  const forward = (fuse: boolean, winograd = false) =>
+    lower(graph, { ...common, fuse, winograd, batch: 1 }).plan;
   return {
     training: {
       batch: recipe.batch,
@@ -144,7 +149,12 @@ function dispatchCounts(ctx: CommandContext) {
       unfused: count(unfusedTrain),
       fused: count(fusedTrain),
     },
-    forward: { batch: 1, unfused: count(forward(false)), fused: count(forward(true)) },
+    forward: {
+      batch: 1,
+      unfused: count(forward(false)),
+      fused: count(forward(true)),
+      fusedWinograd: count(forward(true, true)),
+    },
   };
 }
 
@@ -246,7 +256,7 @@ const compile: Command = async (ctx) => {
   }
   // The inference plan (what `alexc run` and infer.ts execute) at --batch, default 1.
   const batch = intOption(ctx.values.batch, "batch") ?? 1;
-  const forward = lower(graph, { ...common, batch });
+  const forward = lower(graph, { ...common, batch, storage: storageOption(ctx.values.storage) });
   writePlan(dir, forward);
   const training = lowerRecipe();
   writePlan(join(dir, "train"), training);
@@ -321,6 +331,7 @@ const run: Command = async (ctx) => {
       maxBindingBytes: dev.maxBindingBytes,
       source: ctx.file,
       compilerVersion: VERSION,
+      storage: storageOption(ctx.values.storage),
     });
     const executor = await createExecutor(dev, compiled);
     executor.uploadParams(weights, typeof ctx.values.weights === "string" ? ctx.values.weights : undefined);

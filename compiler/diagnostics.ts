@@ -20,6 +20,7 @@ export const catalogue = {
   AX1003: { severity: "error", template: "unexpected character {char}" },
   AX1004: { severity: "error", template: "number {text} is not a finite 64-bit float" },
   AX1005: { severity: "error", template: "a file holds exactly one `network`, found {count}" },
+  AX1006: { severity: "error", template: "the file exceeds alexc's limit of {limit}" },
 
   // ---- AX2: names, attributes, shapes ----
   AX2001: { severity: "error", template: "unknown layer kind `{name}`" },
@@ -63,6 +64,7 @@ export const catalogue = {
   AX2027: { severity: "error", template: "unknown property `{name}`" },
   AX2028: { severity: "error", template: "`{name}`'s input `{input}` has {got}, expected {expected}" },
   AX2029: { severity: "error", template: "`{name}` is not a dropout layer of the network" },
+  AX2030: { severity: "error", template: "{what} exceeds alexc's limit of {limit}" },
 
   // ---- AX3: placement and device limits ----
   AX3001: {
@@ -97,6 +99,10 @@ export const catalogue = {
   AX4005: { severity: "error", template: "weights file {file}: {problem}" },
   AX4006: { severity: "error", template: "input file {file}: {problem}" },
   AX4007: { severity: "error", template: "cannot export `{name}` to ONNX: {problem}" },
+  AX4008: {
+    severity: "error",
+    template: "the plan stores tensors as {dtype}, but {device} lacks the WebGPU feature `{feature}`",
+  },
   // AX41xx: training runtime (data sets, checkpoints, metrics)
   AX4101: { severity: "error", template: "Fashion-MNIST {file}: {problem}" },
   AX4102: { severity: "error", template: "checkpoint {path}: {problem}" },
@@ -105,6 +111,73 @@ export const catalogue = {
     template: "checkpoint {path} is damaged ({problem}); resuming from {fallback} instead",
   },
   AX4104: { severity: "error", template: "metrics file {file}: {problem}" },
+
+  // ---- AX5: lint (compiler/lint; severities are defaults, alexc.json may change them) ----
+  AX5001: { severity: "warning", template: "layer `{name}` is never used" },
+  AX5002: { severity: "warning", template: "constant `{name}` is never used" },
+  AX5003: { severity: "warning", template: "block `{name}` is never used" },
+  AX5004: { severity: "warning", template: "parameter `{param}` of block `{block}` is never used" },
+  AX5005: {
+    severity: "warning",
+    template: "the towers are unbalanced: tower {heavy} has {excess} than tower {light}",
+  },
+  AX5006: { severity: "info", template: "`{name}` {actual}, where the paper's {layer} {expected}" },
+  AX5007: { severity: "warning", template: "`{name}` never reads the last {unread} of `{input}`" },
+  AX5008: {
+    severity: "warning",
+    template:
+      "`{name}` steps {stride} but its window is {window} wide: {skipped} of every {stride} {axis} are never read",
+  },
+  AX5009: {
+    severity: "warning",
+    template: "`{lrn}` normalises `{input}` before the ReLU `{relu}`; the paper applies LRN after it",
+  },
+  AX5010: {
+    severity: "warning",
+    template: "`{second}` follows `{first}` with no non-linearity between them",
+  },
+  AX5011: {
+    severity: "warning",
+    template: "`{loss}` applies softmax to `{name}`, which is already a softmax",
+  },
+  AX5012: { severity: "info", template: "the bias of `{name}` is cancelled by the batch norm `{norm}`" },
+  AX5013: { severity: "warning", template: "`{name}` has an even LRN size ({size})" },
+  AX5014: {
+    severity: "warning",
+    template: "dropout `{name}` drops single pixels of the feature map `{input}`",
+  },
+  AX5015: { severity: "warning", template: "dropout `{name}` never drops anything: {reason}" },
+  AX5016: { severity: "warning", template: "learning rate {value} is far outside the usual range {range}" },
+  AX5017: { severity: "warning", template: "momentum {value} is far outside the usual range {range}" },
+  AX5018: { severity: "warning", template: "weight decay {value} is far outside the usual range {range}" },
+  AX5019: {
+    severity: "error",
+    template: "batch {batch} does not divide over {devices} devices under `{placement}` placement",
+  },
+  AX5020: { severity: "warning", template: "{what} never changes the learning rate: {reason}" },
+  AX5021: {
+    severity: "error",
+    template: "the recipe trains on {devices} devices with `{placement}` placement, but {problem}",
+  },
+  AX5022: {
+    severity: "warning",
+    template: "the initial weights of `{name}` ({init}) will saturate the {activation} `{act}`",
+  },
+  AX5023: {
+    severity: "warning",
+    template: "every weight of `{name}` starts at {value}, so its {units} stay identical",
+  },
+  AX5024: {
+    severity: "warning",
+    template: "{what} is {bytes}, larger than the {limit} one storage binding may hold",
+  },
+  AX5025: {
+    severity: "warning",
+    template: "{kind} `{name}` shadows the word `{name}` that attributes such as `{attr}` accept",
+  },
+  AX5026: { severity: "warning", template: "this comment suppresses {codes}, but nothing here reports it" },
+  AX5027: { severity: "warning", template: "`{code}` in a suppression comment is not a lint rule" },
+  AX5090: { severity: "error", template: "invalid lint configuration: {problem}" },
 
   // ---- AX9: internal ----
   AX9001: { severity: "error", template: "internal error (this is a bug in alexc): {message}" },
@@ -193,11 +266,42 @@ export function editDistance(a: string, b: string): number {
   return row[b.length];
 }
 
+/**
+ * `editDistance(a, b)` when it is at most `max`, else `max + 1`: only the diagonal band |i − j| ≤ max
+ * is computed, and a row past `max` stops it, so two 100,000-character names cost a few hundred
+ * thousand steps rather than 10^10.
+ */
+function boundedDistance(a: string, b: string, max: number): number {
+  if (Math.abs(a.length - b.length) > max) return max + 1;
+  const far = max + 1;
+  const width = 2 * max + 1;
+  // previous[k] and row[k] hold the distance of the prefixes a[0, i) and b[0, j) for j = i + k − max.
+  let previous = Array.from({ length: width }, (_, k) => (k >= max && k - max <= b.length ? k - max : far));
+  for (let i = 1; i <= a.length; i++) {
+    const row = new Array<number>(width).fill(far);
+    let best = far;
+    for (let k = 0; k < width; k++) {
+      const j = i + k - max;
+      if (j < 0 || j > b.length) continue;
+      if (j === 0) row[k] = Math.min(i, far);
+      else {
+        const above = k + 1 < width ? previous[k + 1] : far;
+        const left = k > 0 ? row[k - 1] : far;
+        row[k] = Math.min(above + 1, left + 1, previous[k] + (a[i - 1] === b[j - 1] ? 0 : 1), far);
+      }
+      best = Math.min(best, row[k]);
+    }
+    if (best > max) return far;
+    previous = row;
+  }
+  return previous[b.length - a.length + max];
+}
+
 /** "did you mean" candidates within edit distance 1–2, at most two, closest first (Elm's rule). */
 export function similarNames(name: string, candidates: Iterable<string>): string[] {
   const scored: [string, number][] = [];
   for (const candidate of new Set(candidates)) {
-    const d = editDistance(name, candidate);
+    const d = boundedDistance(name, candidate, 2);
     if (d >= 1 && d <= 2 && d < Math.max(name.length, candidate.length)) scored.push([candidate, d]);
   }
   return scored

@@ -18,6 +18,9 @@ export interface FrontendResult {
 
 export function compileSource(text: string): FrontendResult {
   const parsed = parse(text);
+  // Past the parser's size limits there is no tree, and "no network found" would be noise.
+  if (parsed.diagnostics.some((d) => d.code === "AX1006"))
+    return { ast: parsed.ast, diagnostics: parsed.diagnostics };
   // A file with syntax errors is still checked for what survived recovery, but its graph is not
   // trusted: the checker's findings are added only where they do not repeat a syntax error's place.
   const checked = check(parsed.ast);

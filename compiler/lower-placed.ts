@@ -28,7 +28,8 @@ function internal(message: string): DiagnosticError {
 /** Forward plan of `graph` placed over its towers, one device per tower. */
 export function lowerPlaced(graph: Graph, opts: LowerOptions): CompiledPlan {
   const towers = sliceTowers(graph);
-  return place(lower(towers.graph, opts), towers);
+  // place() moves scheduled kernels between devices; prepare kernels (Winograd) are not placed yet
+  return place(lower(towers.graph, { ...opts, winograd: false }), towers);
 }
 
 /** Training plan of `graph` placed over its towers, one device per tower. */

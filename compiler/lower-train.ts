@@ -231,7 +231,8 @@ class TrainLowering {
 
   run(): CompiledPlan {
     const { graph, opts, tg } = this;
-    const inference = lower(graph, opts);
+    // the evaluation schedule runs on weights that change every step: no once-per-upload transforms
+    const inference = lower(graph, { ...opts, winograd: false });
     for (const t of inference.plan.tensors) {
       if (t.role !== "param") continue;
       this.tensors.set(t.name, t);

@@ -31,6 +31,9 @@ import { denseKernel } from "./wgsl/dense.ts";
 import { lrnKernel } from "./wgsl/lrn.ts";
 import { poolKernel } from "./wgsl/pool.ts";
 import { softmaxKernel } from "./wgsl/softmax.ts";
+import { withF16Storage } from "./wgsl/f16-storage.ts";
+import { winogradApplies } from "./wgsl/winograd.ts";
+import { winogradPlan } from "./wgsl/winograd-plan.ts";
 
 export interface LowerOptions {
   /** Examples per run; every activation is [batch, ...]. */
@@ -47,6 +50,17 @@ export interface LowerOptions {
   tuning?: TuningTable;
   /** Called with every tunable kernel's shape as it is lowered (the autotuner collects them). */
   onTunable?: (kind: TunableKind, shape: TunableShape) => void;
+  /**
+   * How activations and parameters are stored: `f16` halves their bytes (arithmetic stays f32; see
+   * wgsl/f16-storage.ts) and needs the device feature `shader-f16`. Default `f32`.
+   */
+  storage?: "f32" | "f16";
+  /**
+   * Compute 3×3 stride-1 convolutions with Winograd F(2×2, 3×3) (wgsl/winograd.ts) where the scratch
+   * fits. Default true; training plans and placed plans pass false (their weights change every step
+   * or live on other devices, and the transformed weights are made once per upload).
+   */
+  winograd?: boolean;
 }
 
 /** The tiles for a tunable kernel (reporting it to `onTunable`). */
@@ -55,8 +69,12 @@ export function tiles(opts: LowerOptions, kind: TunableKind, shape: TunableShape
   return tilesFor(opts.tuning, kind, shape);
 }
 
-const F32_BYTES = 4;
 const DEVICE = 0;
+
+/** Bytes per stored element. */
+function elementBytes(storage: LowerOptions["storage"]): number {
+  return storage === "f16" ? 2 : 4;
+}
 
 /** A contiguous run of a weight's output rows, bound as its own tensor when the weight is split. */
 interface WeightPart {
@@ -95,11 +113,17 @@ class Lowering {
   readonly roots = new Map<string, string>();
   readonly weightParts = new Map<string, WeightPart[]>();
   readonly kernels: PlanKernel[] = [];
+  /** Kernels run once per parameter upload (Winograd weight transforms), outside the schedule. */
+  readonly prepare: string[] = [];
   readonly wgsl: Record<string, string> = {};
+  readonly dtype: "f32" | "f16";
+  readonly elementBytes: number;
 
   constructor(graph: Graph, opts: LowerOptions) {
     this.graph = graph;
     this.opts = opts;
+    this.dtype = opts.storage ?? "f32";
+    this.elementBytes = elementBytes(opts.storage);
     this.fusion = planFusion(graph, { enabled: opts.fuse !== false });
   }
 
@@ -141,7 +165,10 @@ class Lowering {
         layer: p.layer,
       })),
       kernels: this.kernels,
-      schedule: this.kernels.map((k) => ({ kind: "dispatch" as const, kernel: k.name })),
+      schedule: this.kernels
+        .filter((k) => !this.prepare.includes(k.name))
+        .map((k) => ({ kind: "dispatch" as const, kernel: k.name })),
+      ...(this.prepare.length ? { prepare: this.prepare } : {}),
       inputs: graph.inputs.map((i) => i.name),
       logits: graph.logits,
     };
@@ -159,9 +186,9 @@ class Lowering {
     aliasOf?: string,
   ) {
     const full = [this.opts.batch, ...shape];
-    const bytes = elementCount(full) * F32_BYTES;
+    const bytes = elementCount(full) * this.elementBytes;
     if (bytes > this.opts.maxBindingBytes && aliasOf === undefined) {
-      const perExample = elementCount(shape) * F32_BYTES;
+      const perExample = elementCount(shape) * this.elementBytes;
       fail(
         "AX3001",
         { tensor: name, bytes, device: `device ${DEVICE}`, limit: this.opts.maxBindingBytes },
@@ -175,7 +202,7 @@ class Lowering {
     this.tensors.set(name, {
       name,
       shape: full,
-      dtype: "f32",
+      dtype: this.dtype,
       role,
       bytes,
       device: DEVICE,
@@ -194,8 +221,8 @@ class Lowering {
       }
     }
     for (const param of this.graph.params) {
-      const bytes = elementCount(param.shape) * F32_BYTES;
-      const base = { shape: param.shape, dtype: "f32" as const, role: "param" as const, device: DEVICE };
+      const bytes = elementCount(param.shape) * this.elementBytes;
+      const base = { shape: param.shape, dtype: this.dtype, role: "param" as const, device: DEVICE };
       if (bytes <= this.opts.maxBindingBytes) {
         this.tensors.set(param.name, { name: param.name, bytes, ...base });
         continue;
@@ -214,7 +241,7 @@ class Lowering {
         const shape = [part.rowCount, ...param.shape.slice(1)];
         this.tensors.set(part.tensor, {
           name: part.tensor,
-          bytes: elementCount(shape) * F32_BYTES,
+          bytes: elementCount(shape) * this.elementBytes,
           ...base,
           shape,
           partOf: { tensor: param.name, offset: part.rowBase * rowElements },
@@ -227,7 +254,7 @@ class Lowering {
   /** Splits a weight by output rows (dim 0) into the fewest near-equal parts that each fit. */
   splitRows(param: Param, span: Node["span"] | undefined): WeightPart[] {
     const rows = param.shape[0];
-    const rowBytes = elementCount(param.shape.slice(1)) * F32_BYTES;
+    const rowBytes = elementCount(param.shape.slice(1)) * this.elementBytes;
     const maxRows = Math.floor(this.opts.maxBindingBytes / rowBytes);
     if (maxRows < 1) {
       fail(
@@ -263,7 +290,7 @@ class Lowering {
     return node.params.find((p) => p === `${node.name}.${suffix}`);
   }
 
-  emit(node: Node, name: string, source: KernelSource | TrainKernelSource) {
+  emit(node: Node, name: string, source: KernelSource | TrainKernelSource, equivalentFlops?: number) {
     const kernel: PlanKernel = {
       name,
       file: `kernels/${name}.wgsl`,
@@ -276,9 +303,10 @@ class Lowering {
       workgroupSize: source.workgroupSize,
       dispatch: source.dispatch,
       flops: source.flops,
+      ...(equivalentFlops !== undefined ? { equivalentFlops } : {}),
     };
     this.kernels.push(kernel);
-    this.wgsl[name] = source.wgsl;
+    this.wgsl[name] = this.dtype === "f16" ? withF16Storage(source.wgsl) : source.wgsl;
   }
 
   /** A conv node's forward kernel for one weight part, with the tuned tiles for its shape. */
@@ -295,6 +323,51 @@ class Lowering {
       ...{ outBase: part.rowBase, outCount: part.rowCount },
     };
     return convKernel(id, { ...shape, ...tiles(this.opts, "conv", shape), ...rest });
+  }
+
+  /**
+   * Lowers one conv weight part with Winograd F(2×2, 3×3) when it applies: the transformed weights U
+   * become a `derived` tensor made by a prepare kernel, V and M step-local scratch. False (nothing
+   * emitted) when it does not apply or its scratch would not fit a binding: the direct kernel then.
+   */
+  winogradConv(
+    id: KernelIdentity,
+    node: Node,
+    attrs: Extract<Node["attrs"], { op: "conv" }>,
+    part: WeightPart,
+    rest: Pick<ConvSpec, "tensors" | "activation">,
+  ): boolean {
+    if (this.opts.winograd === false || this.dtype !== "f32") return false;
+    const scratch = { u: `${part.tensor}.winograd`, v: `${id.name}.winograd_v`, m: `${id.name}.winograd_m` };
+    const spec = {
+      ...{ batch: this.opts.batch, input: this.shapeOf(node.inputs[0], node), output: node.shape },
+      ...{ kernel: attrs.kernel, stride: attrs.stride, pad: attrs.pad, groups: attrs.groups },
+      ...{ outBase: part.rowBase, outCount: part.rowCount, activation: rest.activation },
+      tensors: { ...rest.tensors, ...scratch },
+    };
+    if (!winogradApplies(spec)) return false;
+    let planned;
+    try {
+      planned = winogradPlan(id, spec, { maxBindingBytes: this.opts.maxBindingBytes });
+    } catch {
+      return false; // one image's scratch exceeds a binding: the direct kernel needs none
+    }
+    for (const s of planned.scratch)
+      this.tensors.set(s.name, {
+        name: s.name,
+        shape: [s.bytes / 4],
+        dtype: "f32",
+        role: s.lifetime === "weights" ? "derived" : "activation",
+        bytes: s.bytes,
+        device: DEVICE,
+      });
+    for (const k of planned.kernels) {
+      const gemm = k.stage === "gemm";
+      // the direct convolution's FLOPs, spread over the passes' GEMMs, for effective rates
+      this.emit(node, k.id.name, k.source, gemm ? planned.directFlops / planned.passes : 0);
+      if (k.once) this.prepare.push(k.id.name);
+    }
+    return true;
   }
 
   lowerNode(node: Node, name: string) {
@@ -333,6 +406,11 @@ class Lowering {
         parts.forEach((part, j) => {
           const kernel = parts.length > 1 ? `${name}_p${j}` : name;
           const tensors = { x: input, w: part.tensor, b: bias, y };
+          if (
+            attrs.op === "conv" &&
+            this.winogradConv(id(kernel), node, attrs, part, { tensors, activation })
+          )
+            return;
           const source =
             attrs.op === "conv"
               ? this.convKernel(id(kernel), node, attrs, part, { tensors, activation })
@@ -459,10 +537,15 @@ class Lowering {
  * `batch` whose tensors all fit. When even one example does not fit it returns `batch`, so that the
  * lowering raises AX3001 for the offending tensor as before.
  */
-export function microBatchFor(graph: Graph, batch: number, maxBindingBytes: number): number {
+export function microBatchFor(
+  graph: Graph,
+  batch: number,
+  maxBindingBytes: number,
+  bytesPerElement = 4,
+): number {
   const perExample = Math.max(
-    ...graph.inputs.map((i) => elementCount(i.shape) * F32_BYTES),
-    ...graph.nodes.map((n) => elementCount(n.shape) * F32_BYTES),
+    ...graph.inputs.map((i) => elementCount(i.shape) * bytesPerElement),
+    ...graph.nodes.map((n) => elementCount(n.shape) * bytesPerElement),
   );
   if (!Number.isInteger(batch) || batch < 1 || perExample * batch <= maxBindingBytes) return batch;
   const most = Math.floor(maxBindingBytes / perExample);
@@ -477,7 +560,7 @@ export function microBatchFor(graph: Graph, batch: number, maxBindingBytes: numb
  * `microBatch`): the kernels are lowered for the micro-batch, and the executor runs them once per chunk.
  */
 export function lower(graph: Graph, opts: LowerOptions): CompiledPlan {
-  const micro = microBatchFor(graph, opts.batch, opts.maxBindingBytes);
+  const micro = microBatchFor(graph, opts.batch, opts.maxBindingBytes, elementBytes(opts.storage));
   if (micro === opts.batch) return new Lowering(graph, opts).run();
   const compiled = new Lowering(graph, { ...opts, batch: micro }).run();
   return { ...compiled, plan: { ...compiled.plan, batch: opts.batch, microBatch: micro } };

@@ -85,6 +85,7 @@ export function liveness(plan: Plan): Liveness {
 
 const PERSISTENT_ROLES = new Set<PlanTensor["role"]>([
   "param",
+  "derived",
   "velocity",
   "input",
   "labels",

@@ -38,14 +38,22 @@ export const tensorRoleSchema = z.enum([
    * momentum and gradient arenas of compiler/fuse-optimizer.ts. Never read or written by name.
    */
   "arena",
+  /**
+   * computed from parameters by a `prepare` kernel (a Winograd weight transform), kept as long as
+   * the parameters; forward plans only
+   */
+  "derived",
 ]);
 
 export const planTensorSchema = z.object({
   name: z.string(),
   /** Full shape including the batch dimension for activations: NCHW or [N, F]. */
   shape: z.array(z.number().int().nonnegative()),
-  /** f32 everywhere except the labels (i32) and the uniform struct (u32 words, see `training`). */
-  dtype: z.enum(["f32", "i32", "u32"]),
+  /**
+   * f32 everywhere except the labels (i32) and the uniform struct (u32 words, see `training`); f16 in
+   * forward plans lowered with f16 storage (the device needs `shader-f16`).
+   */
+  dtype: z.enum(["f32", "f16", "i32", "u32"]),
   role: tensorRoleSchema,
   bytes: z.number().int().nonnegative(),
   device: z.number().int().nonnegative(),
@@ -96,6 +104,11 @@ export const kernelSchema = z.object({
   dispatch: z.tuple([z.number().int().positive(), z.number().int().positive(), z.number().int().positive()]),
   /** Useful work, for reporting rates. */
   flops: z.number().nonnegative(),
+  /**
+   * The FLOPs of the textbook algorithm this kernel stands in for, where it computes a layer another
+   * way (a Winograd convolution's GEMM carries the direct convolution's), so rates compare alike.
+   */
+  equivalentFlops: z.number().nonnegative().optional(),
 });
 
 export const dispatchStepSchema = z.object({ kind: z.literal("dispatch"), kernel: z.string() });
@@ -197,6 +210,11 @@ export const planSchema = z
     ),
     kernels: z.array(kernelSchema),
     schedule: z.array(scheduleStepSchema),
+    /**
+     * Kernels run once each time the parameters are uploaded, before any schedule: they compute the
+     * `derived` tensors (Winograd-transformed weights). Never part of `schedule`.
+     */
+    prepare: z.array(z.string()).optional(),
     inputs: z.array(z.string()),
     logits: z.string(),
     /** Present exactly when mode is "train". */

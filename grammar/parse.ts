@@ -9,7 +9,16 @@ import { diag, type Diagnostic } from "../compiler/diagnostics.ts";
 import type { Comment, Position, SourceFile, Span } from "./ast.ts";
 import { describeFound, parser, quoteSource as quote } from "./parser.ts";
 import { buildItems, tokenSpan } from "./to-ast.ts";
-import { LBracket, lexer, LParen, Minus, RBracket, RParen, UnterminatedString } from "./tokens.ts";
+import {
+  Identifier,
+  LBracket,
+  lexer,
+  LParen,
+  Minus,
+  RBracket,
+  RParen,
+  UnterminatedString,
+} from "./tokens.ts";
 
 /** Past this many syntax errors the rest are noise; the cap also bounds work on garbage input. */
 export const MAX_SYNTAX_ERRORS = 50;
@@ -20,6 +29,14 @@ export const MAX_SYNTAX_ERRORS = 50;
  * network needs more than a handful of levels (compare rustc's `recursion_limit`).
  */
 export const MAX_NESTING = 64;
+
+/**
+ * Longest text lexed, and most tokens parsed. Lexing costs about 100 bytes a token and parsing
+ * about a kilobyte, so these bound the front end's memory near a gigabyte whatever the input; a
+ * network of 10,000 convolutions is about 300,000 tokens. Past either, the file is one AX1006.
+ */
+export const MAX_SOURCE_LENGTH = 8 * 2 ** 20;
+export const MAX_TOKENS = 500_000;
 
 export interface ParseResult {
   ast: SourceFile;
@@ -43,8 +60,20 @@ export function parse(text: string): ParseResult {
 const origin: Position = { offset: 0, line: 1, column: 1 };
 
 function parseText(text: string): ParseResult {
-  const lexed = lexer.tokenize(text);
   const end = endPosition(text);
+  if (text.length > MAX_SOURCE_LENGTH) {
+    const cut =
+      MAX_SOURCE_LENGTH - (text.slice(MAX_SOURCE_LENGTH - 1, MAX_SOURCE_LENGTH + 1) === "\r\n" ? 1 : 0);
+    const at = endPosition(text.slice(0, cut));
+    const limit = `${MAX_SOURCE_LENGTH} characters`;
+    return tooLarge(diag("AX1006", { limit }, { start: at, end: at }), end);
+  }
+  const lexed = lexer.tokenize(text);
+  const pastLimit = tokenPastLimit([lexed.tokens, lexed.groups.errors ?? [], lexed.groups.comments ?? []]);
+  if (pastLimit) {
+    const limit = `${MAX_TOKENS} tokens`;
+    return tooLarge(diag("AX1006", { limit }, tokenSpan(pastLimit)), end);
+  }
   const diagnostics = new DiagnosticSet();
 
   for (const token of lexed.groups.errors ?? []) {
@@ -94,6 +123,32 @@ function parseText(text: string): ParseResult {
   };
 }
 
+/**
+ * The first token past MAX_TOKENS in source order, counting bad characters and comments too (each
+ * becomes a diagnostic or a comment node), or undefined. `groups` are each in source order.
+ */
+function tokenPastLimit(groups: IToken[][]): IToken | undefined {
+  if (groups.reduce((sum, g) => sum + g.length, 0) <= MAX_TOKENS) return undefined;
+  const next = groups.map(() => 0);
+  for (let counted = 0; ; counted++) {
+    let first = -1;
+    for (const [g, group] of groups.entries()) {
+      const token = group[next[g]];
+      if (token && (first < 0 || token.startOffset < groups[first][next[first]].startOffset)) first = g;
+    }
+    if (counted === MAX_TOKENS) return groups[first][next[first]];
+    next[first]++;
+  }
+}
+
+/** A file past the limits: no tree, one diagnostic (compileSource then checks nothing). */
+function tooLarge(diagnostic: Diagnostic, end: Position): ParseResult {
+  return {
+    ast: { kind: "SourceFile", items: [], comments: [], span: { start: origin, end } },
+    diagnostics: [diagnostic],
+  };
+}
+
 // ---- diagnostics ---------------------------------------------------------------------------------------
 
 /** At most one diagnostic per offending token (keyed by its offset), in source order, capped. */
@@ -134,9 +189,11 @@ function unexpectedCharacters(token: IToken): Diagnostic {
 
 /**
  * Drops tokens that would nest deeper than MAX_NESTING: an opening bracket past the limit (and its
- * matching closer), or a `-` past the limit in a run of unary minuses. Each opening bracket's level
- * includes the `-` signs just before it, as `-(-(-(…` recurses once per sign and once per bracket.
- * Returns the first dropped token, to report once.
+ * matching closer, and the name just before a `(`, whose call it was), or a `-` past the limit in a
+ * run of unary minuses. What is left then parses: `f(f(…f(1)…))` keeps its innermost `1` as the
+ * argument of the deepest call kept, instead of a run of names with no commas between them. Each
+ * opening bracket's level includes the `-` signs just before it, as `-(-(-(…` recurses once per
+ * sign and once per bracket. Returns the first dropped token, to report once.
  */
 function limitNesting(tokens: IToken[]): { tokens: IToken[]; tooDeep?: IToken } {
   const kept: IToken[] = [];
@@ -151,8 +208,10 @@ function limitNesting(tokens: IToken[]): { tokens: IToken[]; tooDeep?: IToken } 
     if (type === LParen || type === LBracket) {
       const level = minusRun + 1;
       drop = droppedOpeners > 0 || depth + level > MAX_NESTING;
-      if (drop) droppedOpeners++;
-      else {
+      if (drop) {
+        droppedOpeners++;
+        if (type === LParen && kept.at(-1)?.tokenType === Identifier) kept.pop();
+      } else {
         levels.push(level);
         depth += level;
       }

@@ -1,35 +1,44 @@
-// AST → canonical source text: the seed of `alexc fmt`.
+// AST → canonical source text, the one printer behind `alexc fmt`, the Prettier plugin, `lint --fix`
+// and the language server (all through grammar/format.ts).
 //
-// Canonical form: 2-space indent, one statement per line, `name: value` arguments separated by `, `,
-// a layer's inputs before its attributes, numbers spelled as written (`NumberValue.text`), binary
-// operators spaced, and the fewest parentheses that keep the tree. The contract, held by test/grammar/print.test.ts:
-//   parse(printSource(parse(x).ast)).ast equals parse(x).ast, spans aside, for every x without errors.
+// Canonical form: 2-space indent, one statement per line, `name: value` with `, ` between arguments,
+// numbers spelled as written (`NumberValue.text`), binary operators spaced, the fewest parentheses
+// that keep the tree, arguments in source order (formatting never reorders anything). A bracketed
+// list that does not fit in PRINT_WIDTH columns puts one element per line, with a trailing comma
+// where the grammar allows one (not in a value call such as `normal(…)`). Statements keep one blank
+// line where the source has one or more; top-level sections are always one blank line apart.
 //
-// Comments are placed by offset: each one is printed on its own line before the first statement
-// that starts after it, or at the end of the line of the statement it follows on that line. One
-// blank line between statements in the source is kept; more are collapsed.
+// Layout is Prettier's document model (prettier/doc): each list is a `group`. The width is a constant,
+// not an option, so every tool prints the same bytes (gofmt's rule: one canonical form).
 //
-// A recovered AST (one with syntax errors) still prints, with `<error>` for an `ErrorValue`, but the
-// result does not parse: format only files without syntax errors.
+// Comments are kept, in order, with their text's trailing whitespace removed. The printer walks the
+// AST in source order and stops at break points: between statements, after an opening bracket,
+// between list elements, before a closing bracket, after a binary operator or a unary `-`. At each it
+// prints the comments that start before the next code: the first one at the end of the line if it
+// shares its source line with the code just printed (a trailing comment), the rest on lines of their
+// own. Comments in a statement's head (`conv1 # c` `= conv(`) move before the statement, and those
+// in an argument's head (`filters: # c` `96`) before the argument. A comment in a list breaks it.
+// After an opening bracket a comment always goes on its own line: the bracket's line may hold other
+// brackets that break, so "trails the line" would not survive a second pass.
+//
+// The contract, held by test/grammar/print.test.ts and format.property.test.ts: for every x without
+// syntax errors, printing gives text that parses to the same AST (spans aside) and the same comments,
+// and prints to itself. A recovered AST prints `<error>` for an `ErrorValue`; that text does not parse.
+import { builders, printer } from "prettier/doc";
 import type * as ast from "./ast.ts";
 
-const INDENT = "  ";
+type Doc = builders.Doc;
+const { breakParent, group, hardline, ifBreak, indent, line, lineSuffix, softline } = builders;
+
+/** Columns a line may use before a list breaks; comments may run past it. */
+export const PRINT_WIDTH = 100;
 
 export function printSource(file: ast.SourceFile): string {
-  const printer = new Printer(file.comments);
-  file.items.forEach((item, i) => {
-    if (i > 0) {
-      printer.trailingComments(item.span.start.offset);
-      printer.blankLine();
-    }
-    if (item.kind === "Network") printer.network(item);
-    else printer.section(item);
-  });
-  printer.comments(Number.POSITIVE_INFINITY, 0);
-  return printer.text();
+  const doc = new DocPrinter(file.comments).file(file);
+  return printer.printDocToString(doc, { printWidth: PRINT_WIDTH, tabWidth: 2, useTabs: false }).formatted;
 }
 
-// ---- values ------------------------------------------------------------------------------------------
+// ---- pieces without comments -------------------------------------------------------------------------
 
 /** Binding strength: operands that bind less tightly than their context need parentheses. */
 function precedence(value: ast.Value): number {
@@ -38,176 +47,274 @@ function precedence(value: ast.Value): number {
   return 4;
 }
 
-export function printValue(value: ast.Value): string {
-  switch (value.kind) {
-    case "Number":
-      return value.text;
-    case "String":
-      return printString(value.value);
-    case "Name":
-      return value.name;
-    case "Call":
-      return `${value.callee.name}(${value.args.map(printValue).join(", ")})`;
-    case "Tuple":
-      return `(${value.items.map(printValue).join(", ")})`;
-    case "List":
-      return `[${value.items.map(printValue).join(", ")}]`;
-    case "Binary": {
-      const strength = precedence(value);
-      // Operators are left-associative: `a - (b - c)` keeps its parentheses, `(a - b) - c` does not.
-      const left = parenthesize(value.left, precedence(value.left) < strength);
-      const right = parenthesize(value.right, precedence(value.right) <= strength);
-      return `${left} ${value.op} ${right}`;
-    }
-    case "Unary":
-      return `-${parenthesize(value.operand, precedence(value.operand) < 3)}`;
-    case "Error":
-      return "<error>";
-  }
-}
-
-function parenthesize(value: ast.Value, needed: boolean): string {
-  return needed ? `(${printValue(value)})` : printValue(value);
-}
-
 /** The inverse of to-ast.ts's decoding for every string the parser can produce. */
 function printString(value: string): string {
   const escaped = value.replace(/[\\"\n\t]/g, (c) => (c === "\n" ? "\\n" : c === "\t" ? "\\t" : `\\${c}`));
   return `"${escaped}"`;
 }
 
-function printNamed(arg: { name: ast.Identifier; value: ast.Value }): string {
-  return `${arg.name.name}: ${printValue(arg.value)}`;
+function commentText(comment: ast.Comment): string {
+  return comment.text.trimEnd();
 }
 
-function printLayer(layer: ast.LayerStmt): string {
-  const args = [...layer.inputs.map(printValue), ...layer.attrs.map(printNamed)];
-  return `${layer.name.name} = ${layer.op.name}(${args.join(", ")})`;
+/** A trailing comment: printed when the line ends, so it never counts towards the width. */
+function trailingDoc(comment: ast.Comment | undefined): Doc {
+  return comment === undefined ? "" : [lineSuffix(` ${commentText(comment)}`), breakParent];
 }
 
-function printParam(param: ast.BlockParam): string {
-  return param.default === undefined ? param.name.name : `${param.name.name} = ${printValue(param.default)}`;
-}
+type Statement = ast.NetworkDecl | ast.SectionDecl | ast.NetworkItem | ast.NamedArg;
 
-function printItem(item: Exclude<ast.NetworkItem, ast.BlockDecl>): string {
-  switch (item.kind) {
+/** Comments before this offset in a statement's head are printed before the statement. */
+function headEnd(statement: Statement): number {
+  switch (statement.kind) {
+    case "Network":
+    case "Section":
+    case "Block":
+      return statement.name.span.end.offset;
     case "Input":
-      return `input ${item.name.name}: ${item.dtype.name}[${item.shape.map(printValue).join(", ")}]`;
-    case "Property":
-      return printNamed(item);
-    case "Const":
-      return `const ${item.name.name} = ${printValue(item.value)}`;
+      return statement.dtype.span.end.offset;
     case "Layer":
-      return printLayer(item);
+      return statement.op.span.end.offset;
+    case "Property":
+    case "Const":
+    case "NamedArg":
+      return statement.value.span.start.offset;
   }
 }
 
-// ---- statements and comments ---------------------------------------------------------------------
+type Element = ast.Value | ast.NamedArg | ast.BlockParam;
 
-class Printer {
-  private readonly lines: string[] = [];
-  private readonly pending: ast.Comment[];
-  private nextComment = 0;
-  /** Source end of the last thing printed; undefined right after `{`, where no blank line belongs. */
-  private lastSourceEnd: ast.Position | undefined;
+/** Comments before this offset in a list element's head are printed before the element. */
+function elementHeadEnd(element: Element): number {
+  if (element.kind === "NamedArg") return element.value.span.start.offset;
+  if (element.kind === "BlockParam" && element.default !== undefined)
+    return element.default.span.start.offset;
+  return element.span.start.offset;
+}
+
+interface ListStyle {
+  open: string;
+  close: string;
+  /** Whether the grammar accepts a comma before the closing bracket. */
+  trailingComma: boolean;
+}
+const parenthesesList: ListStyle = { open: "(", close: ")", trailingComma: true };
+const callArguments: ListStyle = { open: "(", close: ")", trailingComma: false };
+const bracketList: ListStyle = { open: "[", close: "]", trailingComma: true };
+
+// ---- the printer -----------------------------------------------------------------------------------------
+
+interface Taken {
+  /** The comment that shares its source line with the code printed last. */
+  trailing?: ast.Comment;
+  own: ast.Comment[];
+}
+
+/** Builds the document in source order, so handing out comments by offset keeps them in order. */
+class DocPrinter {
+  private readonly comments: ast.Comment[];
+  private next = 0;
+  /** Where the code printed last ends in the source: a comment on that line trails it. */
+  private codeEnd: ast.Position | undefined;
 
   constructor(comments: readonly ast.Comment[]) {
-    this.pending = [...comments].sort((a, b) => a.span.start.offset - b.span.start.offset);
+    this.comments = [...comments].sort((a, b) => a.span.start.offset - b.span.start.offset);
   }
 
-  text(): string {
-    return this.lines.length === 0 ? "" : `${this.lines.join("\n")}\n`;
+  file(file: ast.SourceFile): Doc {
+    const lines = this.statements(file.items, Number.POSITIVE_INFINITY, true);
+    return lines.length === 0 ? "" : [lines, hardline];
   }
 
-  blankLine(): void {
-    if (this.lines.length > 0 && this.lines[this.lines.length - 1] !== "") this.lines.push("");
-  }
-
-  network(network: ast.NetworkDecl): void {
-    this.body(`network ${network.name.name}`, network.span, network.items, 0, (item, depth) => {
-      if (item.kind === "Block") this.block(item, depth);
-      else this.statement(printItem(item), item.span, depth);
-    });
-  }
-
-  section(section: ast.SectionDecl): void {
-    this.body(section.section, section.span, section.entries, 0, (entry, depth) =>
-      this.statement(printNamed(entry), entry.span, depth),
-    );
-  }
-
-  private block(block: ast.BlockDecl, depth: number): void {
-    const header = `block ${block.name.name}(${block.params.map(printParam).join(", ")})`;
-    this.body(header, block.span, block.body, depth, (layer, inner) =>
-      this.statement(printLayer(layer), layer.span, inner),
-    );
-  }
-
-  /** `header {`, the members one level deeper, `}`; `header {}` when there is nothing inside. */
-  private body<T extends { span: ast.Span }>(
-    header: string,
-    span: ast.Span,
-    members: readonly T[],
-    depth: number,
-    print: (member: T, depth: number) => void,
-  ): void {
-    this.comments(span.start.offset, depth);
-    const end = span.end.offset;
-    if (members.length === 0 && !this.hasCommentBefore(end)) {
-      this.statement(`${header} {}`, span, depth);
-      return;
+  /** The comments that start before `offset`; `mayTrail`: the first may trail the code printed last. */
+  private take(offset: number, mayTrail: boolean): Taken {
+    const taken: Taken = { own: [] };
+    for (; this.next < this.comments.length; this.next++) {
+      const comment = this.comments[this.next];
+      if (comment.span.start.offset >= offset) break;
+      const trails =
+        mayTrail &&
+        taken.trailing === undefined &&
+        taken.own.length === 0 &&
+        comment.span.start.line === this.codeEnd?.line;
+      if (trails) taken.trailing = comment;
+      else taken.own.push(comment);
     }
-    this.keepBlankLine(span.start.line);
-    this.emit(`${header} {`, depth, span.start);
-    this.lastSourceEnd = undefined;
-    for (const member of members) print(member, depth + 1);
-    this.comments(end, depth + 1);
-    this.emit("}", depth, span.end);
+    return taken;
   }
 
-  private statement(text: string, span: ast.Span, depth: number): void {
-    this.comments(span.start.offset, depth);
-    this.keepBlankLine(span.start.line);
-    this.emit(text, depth, span.end);
-  }
+  // ---- statements ----
 
   /**
-   * Prints the comments that start before `offset`: first those on the line where the last printed
-   * statement ends, at the end of that line, then the rest each on its own line.
+   * One statement per line, comments between them. Blank lines: one where the source has any,
+   * none right after `{`; at the top level (`top`) sections are always one blank line apart.
    */
-  comments(offset: number, depth: number): void {
-    this.trailingComments(offset);
-    while (this.hasCommentBefore(offset)) {
-      const comment = this.pending[this.nextComment++];
-      this.keepBlankLine(comment.span.start.line);
-      this.emit(comment.text.trimEnd(), depth, comment.span.end);
+  private statements(members: readonly Statement[], end: number, top: boolean): Doc[] {
+    const out: Doc[] = [];
+    let lastLine: number | undefined; // the source line where the last printed line ends
+    const put = (doc: Doc, startLine: number, endLine: number, forceBlank: boolean) => {
+      if (out.length > 0) out.push(hardline);
+      const blank = forceBlank || (lastLine !== undefined && startLine > lastLine + 1);
+      if (out.length > 0 && blank) out.push(hardline);
+      out.push(doc);
+      lastLine = endLine;
+    };
+    const comments = (offset: number, mayTrail: boolean, forceBlank: boolean): boolean => {
+      const { trailing, own } = this.take(offset, mayTrail);
+      if (trailing !== undefined) out.push(trailingDoc(trailing));
+      own.forEach((c, i) => put(commentText(c), c.span.start.line, c.span.start.line, forceBlank && i === 0));
+      return own.length > 0;
+    };
+    members.forEach((member, i) => {
+      const separate = top && i > 0;
+      const commented = comments(headEnd(member), i > 0, separate);
+      put(this.statement(member), member.span.start.line, member.span.end.line, separate && !commented);
+      this.codeEnd = member.span.end;
+    });
+    comments(end, members.length > 0, false);
+    return out;
+  }
+
+  private statement(statement: Statement): Doc {
+    switch (statement.kind) {
+      case "Network":
+        return this.body(["network ", statement.name.name], statement.items, statement.span);
+      case "Section":
+        return this.body(statement.section, statement.entries, statement.span);
+      case "Block": {
+        const params = this.list(statement.params, (p) => this.param(p), parenthesesList, undefined);
+        return this.body(["block ", statement.name.name, params], statement.body, statement.span);
+      }
+      case "Input": {
+        const shape = this.list(statement.shape, (v) => this.value(v), bracketList, closer(statement.span));
+        return ["input ", statement.name.name, ": ", statement.dtype.name, shape];
+      }
+      case "Const":
+        return ["const ", statement.name.name, " = ", this.value(statement.value)];
+      case "Property":
+      case "NamedArg":
+        return this.named(statement);
+      case "Layer": {
+        // Inputs and attributes are separate in the AST; the source order is kept.
+        const args = [...statement.inputs, ...statement.attrs].sort(
+          (a, b) => a.span.start.offset - b.span.start.offset,
+        );
+        const print = (arg: ast.Value | ast.NamedArg) =>
+          arg.kind === "NamedArg" ? this.named(arg) : this.value(arg);
+        return [
+          statement.name.name,
+          " = ",
+          statement.op.name,
+          this.list(args, print, parenthesesList, closer(statement.span)),
+        ];
+      }
     }
   }
 
-  /** Comments before `offset` on the line where the last printed statement ends stay on that line. */
-  trailingComments(offset: number): void {
-    const end = this.lastSourceEnd;
-    while (end !== undefined && this.hasCommentBefore(offset)) {
-      const { span, text } = this.pending[this.nextComment];
-      if (span.start.line !== end.line || span.start.offset < end.offset) return;
-      this.nextComment++;
-      this.lines[this.lines.length - 1] += ` ${text.trimEnd()}`;
+  /** `header {`, the members one level deeper, `}`; `header {}` when nothing is inside. */
+  private body(header: Doc, members: readonly Statement[], span: ast.Span): Doc {
+    const lines = this.statements(members, span.end.offset, false);
+    return lines.length === 0 ? [header, " {}"] : [header, " {", indent([hardline, lines]), hardline, "}"];
+  }
+
+  private named(arg: { name: ast.Identifier; value: ast.Value }): Doc {
+    return [arg.name.name, ": ", this.value(arg.value)];
+  }
+
+  private param(param: ast.BlockParam): Doc {
+    return param.default === undefined
+      ? param.name.name
+      : [param.name.name, " = ", this.value(param.default)];
+  }
+
+  // ---- lists ----
+
+  /**
+   * `open element, element close` on one line if it fits, else one element per line. `closeAt`: the
+   * offset of the closing bracket, for comments before it; undefined where the AST does not know it
+   * (a block's `)`), and those comments go to the next break point.
+   */
+  private list<T extends Element>(
+    items: readonly T[],
+    print: (item: T) => Doc,
+    style: ListStyle,
+    closeAt: number | undefined,
+  ): Doc {
+    const parts: Doc[] = [];
+    items.forEach((item, i) => {
+      const { trailing, own } = this.take(elementHeadEnd(item), i > 0);
+      if (i > 0) parts.push(",", trailingDoc(trailing), line);
+      for (const comment of own) parts.push(commentText(comment), hardline);
+      parts.push(print(item));
+      this.codeEnd = item.span.end;
+    });
+    if (items.length > 0 && style.trailingComma) parts.push(ifBreak(","));
+    if (closeAt !== undefined) {
+      const { trailing, own } = this.take(closeAt, items.length > 0);
+      parts.push(trailingDoc(trailing));
+      own.forEach((comment, i) =>
+        parts.push(items.length > 0 || i > 0 ? hardline : "", commentText(comment)),
+      );
+      if (own.length > 0) parts.push(breakParent);
+    }
+    if (parts.length === 0) return [style.open, style.close];
+    return group([style.open, indent([softline, parts]), softline, style.close]);
+  }
+
+  // ---- values ----
+
+  private value(value: ast.Value): Doc {
+    switch (value.kind) {
+      case "Number":
+        return value.text;
+      case "String":
+        return printString(value.value);
+      case "Name":
+        return value.name;
+      case "Call":
+        return [
+          value.callee.name,
+          this.list(value.args, (v) => this.value(v), callArguments, closer(value.span)),
+        ];
+      case "Tuple":
+        return this.list(value.items, (v) => this.value(v), parenthesesList, closer(value.span));
+      case "List":
+        return this.list(value.items, (v) => this.value(v), bracketList, closer(value.span));
+      case "Binary": {
+        const strength = precedence(value);
+        // Operators are left-associative: `a - (b - c)` keeps its parentheses, `(a - b) - c` does not.
+        const left = this.operand(value.left, precedence(value.left) < strength);
+        this.codeEnd = value.left.span.end;
+        const gap = this.gap(value.right);
+        const right = this.operand(value.right, precedence(value.right) <= strength);
+        return gap === undefined
+          ? [left, " ", value.op, " ", right]
+          : [left, " ", value.op, indent([gap, right])];
+      }
+      case "Unary": {
+        this.codeEnd = value.span.start; // the `-`
+        const gap = this.gap(value.operand);
+        const operand = this.operand(value.operand, precedence(value.operand) < 3);
+        return gap === undefined ? ["-", operand] : ["-", indent([gap, operand])];
+      }
+      case "Error":
+        return "<error>";
     }
   }
 
-  private hasCommentBefore(offset: number): boolean {
-    return (
-      this.nextComment < this.pending.length && this.pending[this.nextComment].span.start.offset < offset
-    );
+  private operand(value: ast.Value, parenthesized: boolean): Doc {
+    return parenthesized ? ["(", this.value(value), ")"] : this.value(value);
   }
 
-  private keepBlankLine(sourceLine: number): void {
-    if (this.lastSourceEnd !== undefined && sourceLine > this.lastSourceEnd.line + 1) this.blankLine();
+  /** Comments inside an expression, before `next`: they end the line, and `next` continues indented. */
+  private gap(next: ast.Value): Doc | undefined {
+    const { trailing, own } = this.take(next.span.start.offset, true);
+    if (trailing === undefined && own.length === 0) return undefined;
+    return [trailingDoc(trailing), own.map((comment) => [hardline, commentText(comment)]), hardline];
   }
+}
 
-  /** `sourceEnd`: where what is printed ends in the source, for blank lines and trailing comments. */
-  private emit(text: string, depth: number, sourceEnd: ast.Position): void {
-    this.lines.push(INDENT.repeat(depth) + text);
-    this.lastSourceEnd = sourceEnd;
-  }
+/** The offset of a node's closing bracket, its last character. */
+function closer(span: ast.Span): number {
+  return span.end.offset - 1;
 }

@@ -144,6 +144,13 @@ interface Site {
   span: ast.Span;
 }
 
+/**
+ * Deepest value the builder makes. Brackets and `-` signs are limited before parsing (parse.ts,
+ * MAX_NESTING); operator chains are flat in the CST and limited here. The checker, the linter, the
+ * printer and JSON all walk values recursively, so a bound on depth is a bound on their stacks.
+ */
+export const MAX_VALUE_DEPTH = 256;
+
 const BaseVisitor = parser.getBaseCstVisitorConstructor<Site, unknown>();
 
 class AstBuilder extends BaseVisitor {
@@ -316,24 +323,57 @@ class AstBuilder extends BaseVisitor {
     return undefined;
   }
 
-  value(ctx: OperatorChainCtx, { at }: Site): ast.Value {
-    return this.operatorChain(ctx, at);
+  value(ctx: OperatorChainCtx, site: Site): ast.Value {
+    return this.operatorChain(ctx, site);
   }
 
-  term(ctx: OperatorChainCtx, { at }: Site): ast.Value {
-    return this.operatorChain(ctx, at);
+  term(ctx: OperatorChainCtx, site: Site): ast.Value {
+    return this.operatorChain(ctx, site);
   }
 
-  /** Left-associative fold of `a op b op c`; a recovered chain may have fewer operands than needed. */
-  private operatorChain(ctx: OperatorChainCtx, at: ast.Position): ast.Value {
+  /**
+   * Left-associative fold of `a op b op c`; a recovered chain may have fewer operands than needed.
+   * The CST holds a chain flat, but its AST is as deep as it is long, and every later stage walks
+   * values recursively: a chain that would nest deeper than MAX_VALUE_DEPTH is reported at the
+   * operator that crosses the limit and becomes one `ErrorValue` over the whole chain.
+   */
+  private operatorChain(ctx: OperatorChainCtx, { at, span }: Site): ast.Value {
     const operands = ctx.operands ?? [];
     let left = this.valueOf(operands, at);
-    (ctx.operators ?? []).forEach((operator, i) => {
-      const right = this.valueOf(operands.slice(i + 1), after(left.span.end, operator));
+    let depth = this.depthOf(left);
+    const operators = ctx.operators ?? [];
+    for (const [i, operator] of operators.entries()) {
+      const next = operands[i + 1];
+      const right = this.valueOf(next && [next], after(left.span.end, operator));
+      depth = 1 + Math.max(depth, this.depthOf(right));
+      if (depth > MAX_VALUE_DEPTH) {
+        const expected = `at most ${MAX_VALUE_DEPTH} levels of operators and brackets in one value`;
+        this.diagnostics.push(
+          diag("AX1001", { expected, found: describeFound(operator) }, tokenSpan(operator)),
+        );
+        return { kind: "Error", span: cover(left.span, span) };
+      }
       const op = operator.image as ast.BinaryValue["op"];
-      left = { kind: "Binary", op, left, right, span: cover(left.span, right.span) };
-    });
+      left = this.nested({ kind: "Binary", op, left, right, span: cover(left.span, right.span) }, depth);
+    }
     return left;
+  }
+
+  /** Depth of each value built with children (absent: a leaf, depth 1), for MAX_VALUE_DEPTH. */
+  private readonly depths = new WeakMap<ast.Value, number>();
+
+  private depthOf(value: ast.Value): number {
+    return this.depths.get(value) ?? 1;
+  }
+
+  private nested<V extends ast.Value>(value: V, depth: number): V {
+    this.depths.set(value, depth);
+    return value;
+  }
+
+  /** One more than the deepest of `children`. */
+  private below(children: readonly ast.Value[]): number {
+    return 1 + children.reduce((deepest, child) => Math.max(deepest, this.depthOf(child)), 0);
   }
 
   unary(ctx: UnaryCtx, { at }: Site): ast.Value {
@@ -341,7 +381,10 @@ class AstBuilder extends BaseVisitor {
     if (minus === undefined) return this.valueOf(ctx.primary, at);
     const operand = this.valueOf(ctx.unary, after(at, minus));
     const start = isReal(minus) ? tokenSpan(minus) : operand.span;
-    return { kind: "Unary", op: "-", operand, span: cover(start, operand.span) };
+    return this.nested(
+      { kind: "Unary", op: "-", operand, span: cover(start, operand.span) },
+      this.below([operand]),
+    );
   }
 
   primary(ctx: PrimaryCtx, { at }: Site): ast.Value {
@@ -365,7 +408,8 @@ class AstBuilder extends BaseVisitor {
     const callee = identifier(ctx.name?.[0], span.start);
     if (ctx.LParen === undefined) return { kind: "Name", name: callee.name, span };
     this.reportMissingCommas(ctx.args, ctx.Comma, "`,` or `)`");
-    return { kind: "Call", callee, args: this.valuesOf(ctx.args, after(span.end, ctx.LParen[0])), span };
+    const args = this.valuesOf(ctx.args, after(span.end, ctx.LParen[0]));
+    return this.nested({ kind: "Call", callee, args, span }, this.below(args));
   }
 
   parenthesized(ctx: ItemsCtx, { span }: Site): ast.Value {
@@ -373,12 +417,15 @@ class AstBuilder extends BaseVisitor {
     // `(v)` is grouping; a tuple has two or more values (docs/language.md). Anything else is a
     // recovered `(`, `(v,` or similar, already reported.
     if (items.length === 1 && ctx.Comma === undefined) return items[0];
-    return items.length >= 2 ? { kind: "Tuple", items, span } : { kind: "Error", span };
+    return items.length >= 2
+      ? this.nested({ kind: "Tuple", items, span }, this.below(items))
+      : { kind: "Error", span };
   }
 
   list(ctx: ItemsCtx, { span }: Site): ast.ListValue {
     this.reportMissingCommas(ctx.items, ctx.Comma, "`,` or `]`");
-    return { kind: "List", items: this.valuesOf(ctx.items, span.end), span };
+    const items = this.valuesOf(ctx.items, span.end);
+    return this.nested({ kind: "List", items, span }, this.below(items));
   }
 }
 

@@ -174,7 +174,11 @@ async function openOne(
     device = await adapter.requestDevice({
       label,
       requiredLimits,
-      requiredFeatures: timestamps ? ["timestamp-query"] : [],
+      // shader-f16 costs nothing to enable and lets f16-storage plans run (compiler/wgsl/f16-storage.ts)
+      requiredFeatures: [
+        ...(timestamps ? (["timestamp-query"] as const) : []),
+        ...(adapter.features.has("shader-f16") ? (["shader-f16"] as const) : []),
+      ],
     });
   } catch (e) {
     throw noAdapterError(`requestDevice failed: ${e instanceof Error ? e.message : String(e)}`);

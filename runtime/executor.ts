@@ -46,6 +46,12 @@ export async function createExecutor(
 ): Promise<Executor> {
   const { plan, wgsl } = compiled;
   const { device } = dev;
+  if (plan.tensors.some((t) => t.dtype === "f16") && !device.features.has("shader-f16"))
+    throw new DiagnosticError(
+      diag("AX4008", { dtype: "f16", device: dev.label, feature: "shader-f16" }, undefined, {
+        help: "compile the plan with f32 storage (the default), or use an adapter with shader-f16 (`alexc devices` lists them)",
+      }),
+    );
   const kernels = plan.kernels.filter((k) => k.device === dev.index);
   const tensors = new Map(plan.tensors.map((t) => [t.name, t]));
   const rootOf = (name: string) => tensors.get(name)?.aliasOf ?? name;
@@ -100,7 +106,15 @@ export async function createExecutor(
       ),
       Promise.all(allocations),
     ]);
-    return new Executor(dev, plan, steps, buffers, opts);
+    const prepare = new Set(plan.prepare ?? []);
+    return new Executor(
+      dev,
+      plan,
+      steps.filter((s) => !prepare.has(s.kernel.name)),
+      buffers,
+      opts,
+      steps.filter((s) => prepare.has(s.kernel.name)),
+    );
   } catch (e) {
     for (const b of buffers.values()) b.destroy();
     throw e;
@@ -114,6 +128,8 @@ export class Executor {
   readonly #buffers: Map<string, GPUBuffer>;
   readonly #tensors: Map<string, PlanTensor>;
   readonly #timing: boolean;
+  /** Run after every parameter upload: they compute the plan's `derived` tensors. */
+  readonly #prepare: Step[];
 
   constructor(
     dev: OpenDevice,
@@ -121,10 +137,12 @@ export class Executor {
     steps: Step[],
     buffers: Map<string, GPUBuffer>,
     opts: ExecutorOptions,
+    prepare: Step[] = [],
   ) {
     this.dev = dev;
     this.plan = plan;
     this.#steps = steps;
+    this.#prepare = prepare;
     this.#buffers = buffers;
     this.#tensors = new Map(plan.tensors.map((t) => [t.name, t]));
     // WebGPU caps a query set at 4096 queries: two per kernel.
@@ -157,6 +175,13 @@ export class Executor {
       const offset = t.partOf?.offset ?? 0;
       this.#write(t, source.subarray(offset, offset + elementCount(t.shape)));
     }
+    if (this.#prepare.length === 0) return;
+    // Queue order puts these after the writes above and before any later run's work.
+    const encoder = this.dev.device.createCommandEncoder({ label: "prepare (derived tensors)" });
+    const pass = encoder.beginComputePass({ label: "prepare" });
+    for (const s of this.#prepare) this.#dispatch(pass, s);
+    pass.end();
+    this.dev.device.queue.submit([encoder.finish()]);
   }
 
   /** Writes a network input (NCHW f32, the whole batch). Throws AX4006 on a wrong name or size. */
@@ -198,7 +223,11 @@ export class Executor {
 
   #write(t: PlanTensor, data: Float32Array) {
     const { buffer, offset } = this.#range(t);
-    this.dev.device.queue.writeBuffer(buffer, offset, data.buffer, data.byteOffset, data.byteLength);
+    // f16 storage: rounded on the host; an odd count is padded to whole 4-byte words (writeBuffer
+    // needs them), which land in the tensor's own aligned allocation.
+    const stored = t.dtype === "f16" ? new Float16Array(data.length + (data.length % 2)).fill(0) : data;
+    if (stored !== data) (stored as Float16Array).set(data);
+    this.dev.device.queue.writeBuffer(buffer, offset, stored.buffer, stored.byteOffset, stored.byteLength);
   }
 
   /**
@@ -324,7 +353,8 @@ export class Executor {
     encoder.copyBufferToBuffer(source.buffer, source.offset, staging, 0, size);
     return async () => {
       await staging.mapAsync(GPUMapMode.READ);
-      const values = new Float32Array(staging.getMappedRange().slice(0, t.bytes));
+      const bytes = staging.getMappedRange().slice(0, t.bytes);
+      const values = t.dtype === "f16" ? Float32Array.from(new Float16Array(bytes)) : new Float32Array(bytes);
       staging.destroy();
       return values;
     };

@@ -7,6 +7,7 @@ import { diag, didYouMean, hasErrors, type Diagnostic } from "../diagnostics.ts"
 import type { Graph, GraphInput } from "../graph.ts";
 import { isLayerKind } from "./attributes.ts";
 import { defineLayer, type ExpansionFrame, type ExpansionState } from "./layers.ts";
+import { countTooLarge, SUGGESTION_BUDGET } from "./limits.ts";
 import { checkRecipe, type DataSpec, type Recipe } from "./recipe.ts";
 import { evaluate, newScope, showVal, type Scope, type Val } from "./values.ts";
 
@@ -22,6 +23,17 @@ export interface CheckResult {
 const zeroSpan: Span = { start: { offset: 0, line: 1, column: 1 }, end: { offset: 0, line: 1, column: 1 } };
 
 export function check(file: SourceFile): CheckResult {
+  try {
+    return checkFile(file);
+  } catch (error) {
+    // Unreachable by design (the fuzz tests hold it to that); a bug must not become a crash.
+    const message = error instanceof Error ? error.message : String(error);
+    const network = file.items.find((i): i is NetworkDecl => i.kind === "Network");
+    return { diagnostics: [diag("AX9001", { message }, network?.name.span)] };
+  }
+}
+
+function checkFile(file: SourceFile): CheckResult {
   const diagnostics: Diagnostic[] = [];
   const networks = file.items.filter((i): i is NetworkDecl => i.kind === "Network");
   if (networks.length !== 1) {
@@ -60,6 +72,8 @@ function checkNetwork(
     nodes: [],
     params: [],
     diagnostics,
+    layerCount: 0,
+    suggestionBudget: SUGGESTION_BUDGET,
   };
   const inputs: GraphInput[] = [];
   let classesSeen = false;
@@ -130,7 +144,11 @@ function checkNetwork(
             ),
           );
         }
-        if (shape.some((d) => d === undefined) || shape.length === 0) {
+        const tooLarge =
+          shape.every((d) => d !== undefined) &&
+          countTooLarge([{ what: `input \`${item.name.name}\``, shape: shape as number[] }], item.span);
+        if (tooLarge) diagnostics.push(tooLarge);
+        if (shape.some((d) => d === undefined) || shape.length === 0 || tooLarge) {
           state.poisoned.add(item.name.name);
           state.values.set(item.name.name, { shape: [], layout: { kind: "replicated" } });
         } else {

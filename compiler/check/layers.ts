@@ -5,6 +5,14 @@ import type { BlockDecl, LayerStmt, NamedArg, Span } from "../../grammar/ast.ts"
 import { diag, didYouMean, similarNames, type Diagnostic } from "../diagnostics.ts";
 import type { Node, OpKind, Param, TowerLayout } from "../graph.ts";
 import { isLayerKind, layerKinds, opSpecs, type AttrSpec } from "./attributes.ts";
+import {
+  blocksTooDeep,
+  canSuggest,
+  layerTooLarge,
+  MAX_BLOCK_DEPTH,
+  MAX_LAYERS,
+  tooManyLayers,
+} from "./limits.ts";
 import { shapeRules, type InputInfo } from "./shapes.ts";
 import {
   describeKind,
@@ -31,6 +39,10 @@ export interface ExpansionState {
   nodes: Node[];
   params: Param[];
   diagnostics: Diagnostic[];
+  /** Layer statements defined so far, block bodies once per use (limits.ts, MAX_LAYERS). */
+  layerCount: number;
+  /** Names "did you mean" searches may still compare (limits.ts, SUGGESTION_BUDGET). */
+  suggestionBudget: number;
 }
 
 export interface ExpansionFrame {
@@ -82,6 +94,12 @@ export function defineLayer(
     return graphName;
   };
 
+  // Past the limit every statement fails at once, so blocks that multiply stop expanding.
+  if (++state.layerCount > MAX_LAYERS) {
+    if (state.layerCount === MAX_LAYERS + 1) report(tooManyLayers(stmt.name.span));
+    return fail();
+  }
+
   frame.scope.current = stmt.name.name;
   try {
     const op = stmt.op.name;
@@ -93,7 +111,8 @@ export function defineLayer(
       return output;
     }
     if (!isLayerKind(op)) {
-      const candidates = [...layerKinds, ...state.blocks.keys()];
+      const blocks = canSuggest(state, state.blocks.size) ? state.blocks.keys() : [];
+      const candidates = [...layerKinds, ...blocks];
       const similar = similarNames(op, candidates);
       report(
         diag("AX2001", { name: op }, stmt.op.span, {
@@ -141,7 +160,10 @@ function resolveInputs(
     ok = false;
     if (v.kind === "error") continue;
     if (v.kind === "word") {
-      const tensors = visibleNames(frame.scope).filter((n) => {
+      let visible = 0;
+      for (let s: Scope | undefined = frame.scope; s; s = s.parent) visible += s.bindings.size;
+      const names = canSuggest(state, visible) ? visibleNames(frame.scope) : [];
+      const tensors = names.filter((n) => {
         const b = frame.scope.bindings.get(n) ?? undefined;
         return !b || b.kind === "tensor";
       });
@@ -286,6 +308,11 @@ function builtinLayer(
     },
   });
   if (!result || failed) return undefined;
+  const tooLarge = layerTooLarge(graphName, result, stmt.name.span);
+  if (tooLarge) {
+    report(tooLarge);
+    return undefined;
+  }
   const params: Param[] = result.params.map((p) => ({
     name: `${graphName}.${p.suffix}`,
     shape: p.shape,
@@ -320,6 +347,10 @@ function expandBlock(
         notes: [`expansion: ${[...frame.stack, blockName].join(" → ")}`],
       }),
     );
+    return undefined;
+  }
+  if (frame.stack.length >= MAX_BLOCK_DEPTH) {
+    report(blocksTooDeep(frame.stack, blockName, stmt.op.span));
     return undefined;
   }
   const scope = newScope(rootScope(frame.scope));

@@ -55,6 +55,39 @@ export function visibleNames(scope: Scope): string[] {
   return names;
 }
 
+/**
+ * Parts (numbers, names, calls, items) of the largest value. A constant may use another twice,
+ * `const b = [a, a]`, so a few lines double a value thirty times; past this limit it is an error
+ * (AX2030) instead of a tree of 2^30 parts that validation and messages would walk.
+ */
+export const MAX_VALUE_SIZE = 10_000;
+
+/** Parts of each composite value (absent: one part). Name lookups copy the size with the value. */
+const sizes = new WeakMap<Val, number>();
+const sizeOf = (v: Val) => sizes.get(v) ?? 1;
+
+/**
+ * `val` with its size recorded, or an error value: silently when one of `parts` is already an error
+ * (reported where it arose; otherwise `[a, a]` would restart doubling from there), reported when
+ * `val` is past MAX_VALUE_SIZE.
+ */
+function sized(val: Val, size: number, out: Diagnostic[], parts: readonly Val[] = []): Val {
+  if (parts.some((part) => part.kind === "error")) return { kind: "error", span: val.span };
+  if (size > MAX_VALUE_SIZE) {
+    const what = `this value (${size} parts)`;
+    out.push(
+      diag("AX2030", { what, limit: `${MAX_VALUE_SIZE} parts` }, val.span, {
+        notes: ["a constant is copied into each place that uses it"],
+      }),
+    );
+    return { kind: "error", span: val.span };
+  }
+  if (size > 1) sizes.set(val, size);
+  return val;
+}
+
+const partsOf = (items: readonly Val[]) => items.reduce((sum, item) => sum + sizeOf(item), 1);
+
 export function evaluate(value: Value, scope: Scope, out: Diagnostic[]): Val {
   const span = value.span;
   switch (value.kind) {
@@ -66,7 +99,7 @@ export function evaluate(value: Value, scope: Scope, out: Diagnostic[]): Val {
       return { kind: "error", span };
     case "Name": {
       const binding = lookup(scope, value.name);
-      if (binding?.kind === "value") return { ...binding.val, span };
+      if (binding?.kind === "value") return sized({ ...binding.val, span }, sizeOf(binding.val), out);
       if (binding?.kind === "tensor") return { kind: "tensor", name: binding.name, span };
       if (scope.current === value.name) {
         out.push(diag("AX2009", { name: value.name }, span));
@@ -82,16 +115,15 @@ export function evaluate(value: Value, scope: Scope, out: Diagnostic[]): Val {
       }
       return { kind: "word", name: value.name, span };
     }
-    case "Call":
-      return {
-        kind: "call",
-        callee: value.callee.name,
-        args: value.args.map((a) => evaluate(a, scope, out)),
-        span,
-      };
+    case "Call": {
+      const args = value.args.map((a) => evaluate(a, scope, out));
+      return sized({ kind: "call", callee: value.callee.name, args, span }, partsOf(args), out, args);
+    }
     case "Tuple":
-    case "List":
-      return { kind: "array", items: value.items.map((a) => evaluate(a, scope, out)), span };
+    case "List": {
+      const items = value.items.map((a) => evaluate(a, scope, out));
+      return sized({ kind: "array", items, span }, partsOf(items), out, items);
+    }
     case "Unary": {
       const operand = expectNumber(evaluate(value.operand, scope, out), out);
       return operand === undefined ? { kind: "error", span } : { kind: "number", value: -operand, span };

@@ -2,13 +2,15 @@
 // (forward in conv.ts, data and weight gradient in backward/conv.ts).
 //
 // What lavapipe (llvmpipe's compute path) rewards, measured rather than assumed: one invocation is one
-// SIMD lane, 8 lanes per AVX2 vector; a storage load whose address is the same in every lane (derived
-// only from workgroup_id, loop counters and constants) is one scalar load and a broadcast, while a load
-// whose address differs per lane is a loop of scalar loads. So every kernel here puts the channel block
-// in the workgroup (weights: uniform loads) and pixels in the lanes, keeps several outputs per
-// invocation in registers (straight-line code, one WGSL `var` per accumulator), and loads each input
-// row segment once for all the taps and pixels that reuse it. Workgroup memory tiles did not pay on
-// lavapipe (see the project's notes), so none are used except for the fixed-order split-K combine.
+// SIMD lane, 8 lanes per AVX2 vector. These kernels were designed on the belief that a storage load
+// whose address is the same in every lane is one scalar load and a broadcast; reading the generated x86
+// (GALLIVM_DEBUG=asm, Mesa 25.0.7, LLVM 15) showed otherwise: every storage load is a per-lane loop of
+// bounds-checked scalar loads, uniform address or not, and a vec4 load pays that cost once for four
+// values (what wgsl/winograd.ts builds on). What still holds: the channel block in the workgroup and
+// pixels in the lanes, several outputs per invocation in registers (straight-line code, one WGSL `var`
+// per accumulator), and each input row segment loaded once for all the taps and pixels that reuse it —
+// fewer loads per multiply-add is what pays. Workgroup memory tiles did not pay on lavapipe, so none are
+// used except for the fixed-order split-K combine.
 
 /** Largest block in `candidates` that divides every value in `mustDivide`. */
 export function largestDividing(candidates: readonly number[], mustDivide: readonly number[]): number {

@@ -69,6 +69,9 @@ describe("alexc CLI", () => {
     );
     const json = JSON.parse((await alexc("info", alexnet, "--format", "json")).out);
     expect(json.dispatches.training).toEqual({ batch: 128, microSteps: 2, unfused: 168, fused: 84 });
+    // conv3–conv5 each run as Winograd input transform, GEMM, output transform (weights once per upload)
+    expect(out).toContain("with Winograd 3×3 convolutions (the default for forward plans): 18 per run");
+    expect(json.dispatches.forward).toEqual({ batch: 1, unfused: 21, fused: 12, fusedWinograd: 18 });
   });
 
   it("compile --explain-fusion lists each group and why it ends", async () => {

@@ -49,7 +49,8 @@ function diagnosticOf(f: () => unknown): DiagnosticError {
 }
 
 describe("lower: AlexNet", () => {
-  const { plan, wgsl } = lower(alexnetGraph(), opts());
+  // direct convolutions throughout; "lower: Winograd" below covers the default 3×3 path
+  const { plan, wgsl } = lower(alexnetGraph(), { ...opts(), winograd: false });
 
   it("produces a plan that validates with planSchema", () => {
     expect(() => planSchema.parse(plan)).not.toThrow();
@@ -103,6 +104,76 @@ describe("lower: AlexNet", () => {
     expect(plan.logits).toBe("fc8");
     expect(plan.tensors.find((t) => t.name === "fc8")).toMatchObject({ role: "logits", shape: [1, 1000] });
     expect(plan.tensors.some((t) => t.name === "loss")).toBe(false);
+  });
+});
+
+describe("lower: Winograd", () => {
+  const { plan } = lower(alexnetGraph(), opts(8));
+
+  it("computes conv3–conv5 (3×3, stride 1) with Winograd and conv1, conv2 directly", () => {
+    const ops = (layer: string) => plan.kernels.filter((k) => k.layer === layer).map((k) => k.op);
+    expect(ops("conv1")).toEqual(["conv+relu"]);
+    expect(ops("conv2")).toEqual(["conv+relu"]);
+    for (const layer of ["conv3", "conv4", "conv5"])
+      expect(ops(layer)).toEqual([
+        "conv.winograd.weights",
+        "conv.winograd.input",
+        "conv.winograd.gemm",
+        "conv.winograd.output+relu",
+      ]);
+  });
+
+  it("transforms the weights once per upload (prepare), outside the forward schedule", () => {
+    expect(plan.prepare).toEqual(["k08_conv3_relu3_wt", "k10_conv4_relu4_wt", "k12_conv5_relu5_wt"]);
+    const scheduled = plan.schedule.map((s) => (s.kind === "dispatch" ? s.kernel : ""));
+    for (const k of plan.prepare!) expect(scheduled).not.toContain(k);
+    expect(plan.tensors.find((t) => t.name === "conv3.weight.winograd")).toMatchObject({
+      role: "derived",
+      bytes: 16 * 384 * 256 * 4,
+    });
+  });
+
+  it("gives each GEMM the direct convolution's FLOPs as its equivalent, the transforms none", () => {
+    const direct = lower(alexnetGraph(), { ...opts(8), winograd: false }).plan;
+    for (const layer of ["conv3", "conv4", "conv5"]) {
+      const ks = plan.kernels.filter((k) => k.layer === layer);
+      const equivalent = ks.reduce((sum, k) => sum + (k.equivalentFlops ?? 0), 0);
+      expect(equivalent).toBe(direct.kernels.find((k) => k.layer === layer)!.flops);
+      // 16 products per 2×2 tile where the direct kernel does 36; 13×13 needs 7×7 tiles (14×14): 0.52
+      const gemm = ks.find((k) => k.op === "conv.winograd.gemm")!;
+      expect(gemm.flops / equivalent).toBeCloseTo((16 * 49) / (9 * 169), 6);
+    }
+  });
+
+  it("is not used by training plans (their evaluation schedule) nor with f16 storage", () => {
+    const f16 = lower(alexnetGraph(), { ...opts(), storage: "f16" }).plan;
+    expect(f16.kernels.some((k) => k.op.startsWith("conv.winograd"))).toBe(false);
+    const train = lowerTraining(alexnetGraph(), { ...opts(8), momentum: 0.9, weightDecay: 5e-4 }).plan;
+    expect(train.kernels.some((k) => k.op.startsWith("conv.winograd"))).toBe(false);
+  });
+});
+
+describe("lower: f16 storage", () => {
+  const f32 = lower(alexnetGraph(), opts());
+  const { plan, wgsl } = lower(alexnetGraph(), { ...opts(), storage: "f16" });
+
+  it("stores every tensor as f16 in half the bytes, so fc6's weight fits one 128 MiB binding", () => {
+    expect(plan.tensors.every((t) => t.dtype === "f16")).toBe(true);
+    expect(plan.tensors.find((t) => t.name === "fc6.weight")).toMatchObject({ bytes: 4096 * 9216 * 2 });
+    expect(plan.kernels.map((k) => k.name)).toContain("k15_fc6_relu6");
+    for (const t of plan.tensors.filter((t) => !t.aliasOf)) {
+      const twin = f32.plan.tensors.find((u) => u.name === t.name);
+      if (twin) expect(t.bytes * 2).toBe(twin.bytes);
+    }
+  });
+
+  it("emits each kernel as its f32 form with f16 storage arrays and conversions at loads and stores", () => {
+    for (const k of plan.kernels) {
+      const source = wgsl[k.name];
+      expect(source.startsWith("enable f16;\n")).toBe(true);
+      expect(source).not.toMatch(/var<storage[^>]*>\s+\w+:\s*array<f32>/);
+      expect(source).toMatch(/= f16\(/);
+    }
   });
 });
 

@@ -1,16 +1,14 @@
+// The printer's canonical form, case by case; test/grammar/format.property.test.ts holds its contract
+// (same AST, same comments, idempotent) on generated inputs.
 import { readFileSync } from "node:fs";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import type * as ast from "../../grammar/ast.ts";
 import { parse } from "../../grammar/parse.ts";
-import { printSource } from "../../grammar/print.ts";
+import { PRINT_WIDTH, printSource } from "../../grammar/print.ts";
+import { sourceFile, stripSpans } from "./arbitraries.ts";
 
 const alexnet = readFileSync(new URL("../../models/alexnet.net", import.meta.url), "utf8");
-
-/** The AST without spans: what "equal modulo spans" compares. */
-function stripSpans(node: unknown): unknown {
-  return JSON.parse(JSON.stringify(node, (key, value) => (key === "span" ? undefined : value)));
-}
 
 /** Parses text that must be free of syntax errors. */
 function parseClean(text: string): ast.SourceFile {
@@ -19,20 +17,26 @@ function parseClean(text: string): ast.SourceFile {
   return file;
 }
 
-function expectRoundTrip(text: string): void {
+/** Prints `text`, checking the contract on the way: same AST, same comments, canonical. */
+function format(text: string): string {
   const original = parseClean(text);
   const printed = printSource(original);
-  expect(stripSpans(parseClean(printed))).toEqual(stripSpans(original));
-  // Canonical: printing the printed text changes nothing.
-  expect(printSource(parseClean(printed))).toBe(printed);
+  const reparsed = parseClean(printed);
+  expect(stripSpans(reparsed.items)).toEqual(stripSpans(original.items));
+  expect(reparsed.comments.map((c) => c.text)).toEqual(original.comments.map((c) => c.text.trimEnd()));
+  expect(printSource(reparsed)).toBe(printed);
+  return printed;
+}
+
+/** Lines joined into a file, for readable expectations. */
+function lines(...text: string[]): string {
+  return `${text.join("\n")}\n`;
 }
 
 describe("printSource", () => {
   it("round-trips alexnet.net, comments included", () => {
-    expectRoundTrip(alexnet);
-    const printed = printSource(parse(alexnet).ast);
-    // The canonical form differs from the hand-written file only in trailing-comment alignment.
-    expect(printed).toBe(alexnet.replace(/(\S) {2,}# /g, "$1 # "));
+    const printed = format(alexnet);
+    expect(printed).toBe(alexnet); // the models are kept in canonical form
   });
 
   it("prints the canonical form", () => {
@@ -43,14 +47,14 @@ network n { block cr(x, f, s = 1,) { c = conv(x, filters: f, stride: s) # t
 
 
  s: "a\\"b\\\\c\\n"
- t: (1, 2,)   l: [] e: f() // trailing
+ t: (1, 2,)   l: [] e: f() // trailing   
  y = cr(stride: 2, x, f: 3)
  # inside end
 }
 data {}
 // tail
 `;
-    expect(printSource(parseClean(text))).toBe(`# head
+    expect(format(text)).toBe(`# head
 network n {
   block cr(x, f, s = 1) {
     c = conv(x, filters: f, stride: s) # t
@@ -62,19 +66,18 @@ network n {
   t: (1, 2)
   l: []
   e: f() // trailing
-  y = cr(x, stride: 2, f: 3)
+  y = cr(stride: 2, x, f: 3)
   # inside end
 }
 
 data {}
 // tail
 `);
-    expectRoundTrip(text);
   });
 
   it("keeps exactly the parentheses the tree needs", () => {
     const value = (text: string) => {
-      const printed = printSource(parseClean(`network n { x: ${text} }`));
+      const printed = format(`network n { x: ${text} }`);
       return printed.slice(printed.indexOf(": ") + 2, printed.indexOf("\n}"));
     };
     expect(value("((1 + 2)) + 3")).toBe("1 + 2 + 3");
@@ -88,108 +91,117 @@ data {}
   });
 
   it("prints an empty file as empty text", () => {
-    expect(printSource(parseClean(""))).toBe("");
-    expect(printSource(parseClean("# only a comment"))).toBe("# only a comment\n");
+    expect(format("")).toBe("");
+    expect(format("  \n\n")).toBe("");
+    expect(format("# only a comment  ")).toBe("# only a comment\n");
+  });
+
+  it("normalises line ends, blank lines and indentation", () => {
+    const text = "\r\n\r\n  network n {\r\n\r\n\r\n\tx: 1\r\r\r\ty: 2\n\n}\n\n\n\ndata{}";
+    expect(format(text)).toBe(lines("network n {", "  x: 1", "", "  y: 2", "}", "", "data {}"));
+  });
+
+  it("breaks a list that does not fit, one element per line, trailing comma where the grammar allows", () => {
+    const attrs = Array.from({ length: 12 }, (_, i) => `attribute${i}: ${i}`).join(", ");
+    expect(format(`network n { c = conv(x, ${attrs}, init: normal(0, 0.01), sizes: [1, 2]) }`)).toBe(
+      lines(
+        "network n {",
+        "  c = conv(",
+        "    x,",
+        ...Array.from({ length: 12 }, (_, i) => `    attribute${i}: ${i},`),
+        "    init: normal(0, 0.01),",
+        "    sizes: [1, 2],",
+        "  )",
+        "}",
+      ),
+    );
+    // A value call takes no trailing comma (docs/language.md), so none is added.
+    const args = Array.from({ length: 20 }, (_, i) => `argument${i}`).join(", ");
+    const printed = format(`network n { x: f(${args}) }`);
+    expect(printed).toContain("    argument19\n  )\n");
+    // The first line that does not fit breaks; a line that fits exactly does not.
+    const fits = `network n {\n  x: [${"1, ".repeat(30)}${"9".repeat(PRINT_WIDTH - 97)}]\n}\n`;
+    expect(fits.split("\n")[1]).toHaveLength(PRINT_WIDTH);
+    expect(format(fits)).toBe(fits);
+    expect(format(fits.replace("[1,", "[10,"))).toContain("  x: [\n    10,\n");
+  });
+
+  it("puts each comment after the code it follows or on its own line, never dropping one", () => {
+    const text = `network n # after name
+{ # after brace
+  conv1 # in the head
+    = conv(image, # input
+      filters: # in an argument's head
+        96, kernel: 11 # eleven
+      # before the closing bracket
+    ) # after the layer
+  q: 1 + # after plus
+     2
+  u: - # after minus
+    4
+  w: normal( # after a bracket
+    0, 0.01)
+  input img: f32 [3, 224, 224] # after the input
+  block b(x, y) { # after a block's brace
+    r = relu(x)
+  }
+  # at the end of the body
+} # after the network
+`;
+    expect(format(text)).toBe(`network n {
+  # after name
+  # after brace
+  # in the head
+  conv1 = conv(
+    image, # input
+    # in an argument's head
+    filters: 96,
+    kernel: 11, # eleven
+    # before the closing bracket
+  ) # after the layer
+  q: 1 + # after plus
+    2
+  u: - # after minus
+    4
+  w: normal(
+    # after a bracket
+    0,
+    0.01
+  )
+  input img: f32[3, 224, 224] # after the input
+  block b(x, y) {
+    # after a block's brace
+    r = relu(x)
+  }
+  # at the end of the body
+} # after the network
+`);
+  });
+
+  it("keeps one blank line around comments where the source has them", () => {
+    const text =
+      "# file\n\n\n# network\nnetwork n {\n  # first\n\n  x: 1\n\n  # last\n\n}\n# tail\ntrain {}\n";
+    expect(format(text)).toBe(
+      lines(
+        "# file",
+        "",
+        "# network",
+        "network n {",
+        "  # first",
+        "",
+        "  x: 1",
+        "",
+        "  # last",
+        "}",
+        "",
+        "# tail",
+        "train {}",
+      ),
+    );
   });
 });
 
 // ---- generated ASTs ------------------------------------------------------------------------------------
-
-const keywords = new Set(["network", "input", "const", "block", "train", "data"]);
-const span: ast.Span = { start: { offset: 0, line: 1, column: 1 }, end: { offset: 0, line: 1, column: 1 } };
-
-const name = fc.stringMatching(/^[A-Za-z_][A-Za-z0-9_]{0,7}$/).filter((n) => !keywords.has(n));
-const identifier = name.map((n): ast.Identifier => ({ kind: "Identifier", name: n, span }));
-
-const numberText = fc
-  .tuple(
-    fc.oneof(
-      fc.stringMatching(/^\d{1,5}$/),
-      fc.stringMatching(/^\d{1,3}\.\d{1,3}$/),
-      fc.stringMatching(/^\.\d{1,3}$/),
-    ),
-    fc.oneof(fc.constant(""), fc.stringMatching(/^[eE][+-]?\d{1,2}$/)),
-  )
-  .map(([mantissa, exponent]) => mantissa + exponent);
-
-/** Strings as the lexer can spell them: any characters but raw line breaks (escaped `\n` is fine). */
-const stringValue = fc.string({ unit: "binary", maxLength: 12 }).filter((s) => !s.includes("\r"));
-
-const { value } = fc.letrec<{ value: ast.Value }>((tie) => ({
-  value: fc.oneof(
-    { depthSize: "small", withCrossShrink: true },
-    numberText.map((text): ast.Value => ({ kind: "Number", value: Number(text), text, span })),
-    stringValue.map((v): ast.Value => ({ kind: "String", value: v, span })),
-    name.map((n): ast.Value => ({ kind: "Name", name: n, span })),
-    fc
-      .record({ callee: identifier, args: fc.array(tie("value"), { maxLength: 3 }) })
-      .map((c): ast.Value => ({ kind: "Call", ...c, span })),
-    fc
-      .array(tie("value"), { minLength: 2, maxLength: 3 })
-      .map((items): ast.Value => ({ kind: "Tuple", items, span })),
-    fc.array(tie("value"), { maxLength: 3 }).map((items): ast.Value => ({ kind: "List", items, span })),
-    fc
-      .record({ op: fc.constantFrom("+", "-", "*", "/" as const), left: tie("value"), right: tie("value") })
-      .map((b): ast.Value => ({ kind: "Binary", ...b, span })),
-    tie("value").map((operand): ast.Value => ({ kind: "Unary", op: "-", operand, span })),
-  ),
-}));
-
-const namedArg = fc
-  .record({ name: identifier, value })
-  .map((a): ast.NamedArg => ({ kind: "NamedArg", ...a, span }));
-
-const layer = fc
-  .record({
-    name: identifier,
-    op: identifier,
-    inputs: fc.array(value, { maxLength: 2 }),
-    attrs: fc.array(namedArg, { maxLength: 3 }),
-  })
-  .map((l): ast.LayerStmt => ({ kind: "Layer", ...l, span }));
-
-const param = fc
-  .record({ name: identifier, default: fc.option(value, { nil: undefined }) })
-  .map((p): ast.BlockParam =>
-    p.default === undefined ? { kind: "BlockParam", name: p.name, span } : { kind: "BlockParam", ...p, span },
-  );
-
-const item: fc.Arbitrary<ast.NetworkItem> = fc.oneof(
-  fc
-    .record({ name: identifier, dtype: identifier, shape: fc.array(value, { minLength: 1, maxLength: 3 }) })
-    .map((i): ast.NetworkItem => ({ kind: "Input", ...i, span })),
-  namedArg.map((a): ast.NetworkItem => ({ kind: "Property", name: a.name, value: a.value, span })),
-  fc.record({ name: identifier, value }).map((c): ast.NetworkItem => ({ kind: "Const", ...c, span })),
-  fc
-    .record({
-      name: identifier,
-      params: fc.array(param, { maxLength: 3 }),
-      body: fc.array(layer, { maxLength: 3 }),
-    })
-    .map((b): ast.NetworkItem => ({ kind: "Block", ...b, span })),
-  layer,
-);
-
-const topLevel: fc.Arbitrary<ast.NetworkDecl | ast.SectionDecl> = fc.oneof(
-  fc
-    .record({ name: identifier, items: fc.array(item, { maxLength: 6 }) })
-    .map((n): ast.NetworkDecl => ({ kind: "Network", ...n, span })),
-  fc
-    .record({
-      section: fc.constantFrom("train", "data" as const),
-      entries: fc.array(namedArg, { maxLength: 3 }),
-    })
-    .map((s): ast.SectionDecl => ({
-      kind: "Section",
-      ...s,
-      name: { kind: "Identifier", name: s.section, span },
-      span,
-    })),
-);
-
-const sourceFile = fc
-  .array(topLevel, { maxLength: 3 })
-  .map((items): ast.SourceFile => ({ kind: "SourceFile", items, comments: [], span }));
 
 describe("printSource on generated ASTs", () => {
   it("prints every AST to text that parses back to the same AST", () => {

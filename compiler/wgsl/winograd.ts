@@ -1,0 +1,395 @@
+// Winograd F(2×2, 3×3) convolution (Lavin & Gray 2016) for 3×3 stride-1 convolutions, NCHW
+// activations, PyTorch OIHW weights: an alternative to conv.ts's direct kernel that does 16
+// multiply-adds per 2×2 output tile and input channel instead of 36.
+//
+//   U[ξ][c][o] = (G g Gᵀ)[ξ]      weights, once at load time (constant at inference)
+//   V[ξ][c][p] = (Bᵀ d B)[ξ]      per input channel c and 4×4 input tile p (stride 2)
+//   M[ξ][o][p] = Σ_c U[ξ][c][o] · V[ξ][g·CIG + c][p]     16 independent GEMMs, K = C_in per group
+//   y = bias + Aᵀ M A (2×2 per tile), then the fused activation; partial tiles store what fits
+//
+// ξ = 4·i + j is the position in the 4×4 transformed tile, p = (n·TH + ty)·TW + tx the tile index
+// over the images of this pass (TH×TW tiles per image, the last row/column partial for odd sizes),
+// o the output channel relative to OC_BASE. Out-of-image inputs of a tile are 0 (any padding works).
+//
+// Why this layout. The GEMM is ~90 % of the time, so everything is laid out for its loads. On this
+// lavapipe (Mesa 25.0, LLVM 15; read from its generated x86 code) every storage load is a per-lane
+// loop of bounds-checked scalar loads, uniform address or not (a load indexed by a loop counter and
+// workgroup_id included), and a vec4 load pays that per-lane overhead once for four words. Loads,
+// not multiply-adds, are the cost, so a lane keeps OCB × TPI sums (16 channels × 8 tiles measured
+// best; 32 channels or 16 tiles spill for a net loss) and loads everything as vec4: V and M are
+// stored with p fastest, each row padded to P4 (a multiple of 4 tiles), so 4 adjacent tiles are one
+// vec4; U is stored with o fastest, so 4 adjacent channels are one vec4 (the same one in every lane
+// of the workgroup, whose channel block is uniform). Measured slower or not worth it: staging U in
+// workgroup memory (its loads are per-lane loops too), unrolling c with one accumulator write per
+// K products, scalar loads (1.4× slower), U in a uniform buffer (~10 % faster but 64 KiB windows,
+// one dispatch each). The transforms are one invocation per tile, a few percent of the time.
+//
+// Summation order (fixed, so the bits are the same on every run and for every tile choice): each
+// M starts at 0 and adds U·V by fma over c ascending; the transforms are fixed expressions; y is
+// bias + the output transform. V's padding tiles (P ≤ p < P4) are never written and their M never
+// read: they only fill SIMD lanes.
+//
+// A plan may compute output channels [OC_BASE, OC_BASE + OC_COUNT) only (w holds exactly those rows,
+// as in conv.ts; blocks never straddle a group) and images [N_BASE, N_BASE + N_COUNT) only (so that
+// V and M fit a binding at large batches; winograd-plan.ts splits).
+import type { ActivationOp, Padding2D } from "../graph.ts";
+import { epilogueFunction } from "./activation.ts";
+import { type TrainBinding, type TrainKernelSource, read, write } from "./backward/util.ts";
+import { type KernelIdentity, consts, foldGrid, header, i32, sections, shapeText, u32 } from "./common.ts";
+import { each, indent, lanes, largestDividing } from "./conv-tiles.ts";
+
+export interface WinogradSpec {
+  batch: number;
+  /** [C_in, H, W] */
+  input: readonly number[];
+  /** [C_out, OH, OW] */
+  output: readonly number[];
+  /** Must be [3, 3] and [1, 1] (winogradApplies). */
+  kernel: readonly [number, number];
+  stride: readonly [number, number];
+  pad: Padding2D;
+  groups: number;
+  outBase: number;
+  outCount: number;
+  /** x, w (rows [outBase, outBase + outCount)), b (all output channels), y; u, v, m the scratch. */
+  tensors: { x: string; w: string; b?: string; y: string; u: string; v: string; m: string };
+  activation?: ActivationOp;
+  /** Images [batchBase, batchBase + batchCount) of x and y; all by default. */
+  batchBase?: number;
+  batchCount?: number;
+  /** GEMM tiles (tests and the autotuner): output channels per lane, tiles per lane (a multiple of 4), lanes. */
+  channelsPerInvocation?: number;
+  tilesPerInvocation?: number;
+  workgroupSize?: number;
+}
+
+/** Whether Winograd F(2×2, 3×3) computes this convolution: a 3×3 kernel at stride 1. */
+export function winogradApplies(spec: Pick<WinogradSpec, "kernel" | "stride">): boolean {
+  return spec.kernel[0] === 3 && spec.kernel[1] === 3 && spec.stride[0] === 1 && spec.stride[1] === 1;
+}
+
+/** Shape facts every stage shares; p4 = tiles rounded up to a multiple of 4 (V's and M's row stride). */
+export function winogradGeometry(spec: WinogradSpec) {
+  if (!winogradApplies(spec)) throw new Error("winograd: needs a 3x3 stride-1 convolution");
+  const [ci, h, w] = spec.input;
+  const [co, oh, ow] = spec.output;
+  const { groups, outBase, outCount } = spec;
+  const cig = ci / groups;
+  const cog = co / groups;
+  if (!Number.isInteger(cig) || !Number.isInteger(cog)) throw new Error("winograd: bad groups");
+  if (outBase < 0 || outCount < 1 || outBase + outCount > co) throw new Error("winograd: bad channel range");
+  if (oh !== h + spec.pad.top + spec.pad.bottom - 2 || ow !== w + spec.pad.left + spec.pad.right - 2)
+    throw new Error("winograd: output shape does not match the padding");
+  const n0 = spec.batchBase ?? 0;
+  const nb = spec.batchCount ?? spec.batch - n0;
+  if (n0 < 0 || nb < 1 || n0 + nb > spec.batch) throw new Error("winograd: bad batch range");
+  const th = Math.ceil(oh / 2);
+  const tw = Math.ceil(ow / 2);
+  const tiles = nb * th * tw;
+  return { ci, h, w, co, oh, ow, cig, cog, th, tw, n0, nb, tiles, p4: Math.ceil(tiles / 4) * 4 };
+}
+type Geometry = ReturnType<typeof winogradGeometry>;
+
+/** Multiply-adds of the direct convolution this computes ×2: what effective GFLOP/s are quoted against. */
+export function directFlops(spec: WinogradSpec): number {
+  const g = winogradGeometry(spec);
+  return 2 * g.nb * spec.outCount * g.oh * g.ow * g.cig * 9;
+}
+
+/** Storage declarations with per-binding element types (`array<vec4<f32>>` where loads are vec4). */
+function declareTyped(bindings: readonly TrainBinding[], types: Record<string, string>): string {
+  return bindings
+    .map(
+      (b, i) =>
+        `@group(0) @binding(${i}) var<storage, ${b.access}> ${b.name}: array<${types[b.name] ?? "f32"}>; // ${b.tensor}`,
+    )
+    .join("\n");
+}
+
+function describe(spec: WinogradSpec, g: Geometry): string[] {
+  const split =
+    spec.outCount !== g.co ? `, output channels [${spec.outBase}, ${spec.outBase + spec.outCount})` : "";
+  const images = g.nb !== spec.batch ? `, images [${g.n0}, ${g.n0 + g.nb})` : "";
+  const p = spec.pad;
+  return [
+    `x ${shapeText([spec.batch, ...spec.input])} -> y ${shapeText([spec.batch, ...spec.output])}${split}${images}`,
+    `kernel 3x3, stride 1, pad top ${p.top} bottom ${p.bottom} left ${p.left} right ${p.right}, groups ${spec.groups}${spec.tensors.b ? ", bias" : ""}`,
+    `winograd F(2x2, 3x3): ${g.th}x${g.tw} tiles per image, ${g.tiles} tiles (rows padded to ${g.p4})`,
+  ];
+}
+
+/** One invocation per element of a 1-D range: the index `i`, returned past `total`. */
+function linearMain(total: number, wg: number, body: string, names: Record<string, string>) {
+  const dispatch = foldGrid(Math.ceil(total / wg));
+  const code = `${consts({ ...names, TOTAL: u32(total), GRID_X: u32(dispatch[0]) })}
+
+@compute @workgroup_size(${wg})
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let i = (wid.y * GRID_X + wid.x) * ${wg}u + lid;
+  if (i >= TOTAL) { return; }
+${indent(body, 2)}
+}
+`;
+  return { code, dispatch };
+}
+
+function kernel(
+  op: string,
+  wgsl: string,
+  bindings: TrainBinding[],
+  wg: number,
+  dispatch: [number, number, number],
+  flops: number,
+): TrainKernelSource {
+  return { op, wgsl, entryPoint: "main", bindings, workgroupSize: [wg, 1, 1], dispatch, flops };
+}
+
+/** Stage 1, once per weight: U[ξ][c][o] = G g Gᵀ, one invocation per (o, c) in w's own order. */
+export function winogradWeightKernel(id: KernelIdentity, spec: WinogradSpec): TrainKernelSource {
+  const g = winogradGeometry(spec);
+  const bindings = [read("w", spec.tensors.w), write("u", spec.tensors.u)];
+  const total = spec.outCount * g.cig;
+  // G = [1 0 0; ½ ½ ½; ½ −½ ½; 0 0 1]: on the columns of g, then on the rows of that.
+  const gt = (s: (k: number) => string, d: string) =>
+    `let ${d}0 = ${s(0)};\nlet ${d}1 = 0.5 * (${s(0)} + ${s(1)} + ${s(2)});\nlet ${d}2 = 0.5 * (${s(0)} - ${s(1)} + ${s(2)});\nlet ${d}3 = ${s(2)};`;
+  const body = [
+    "let o = i / CIG;\nlet c = i % CIG;",
+    ...[0, 1, 2].map((kx) => gt((ky) => `w[i * 9u + ${ky * 3 + kx}u]`, `t${kx}_`)),
+    ...[0, 1, 2, 3].map((r) => gt((kx) => `t${kx}_${r}`, `u${r}_`)),
+    each(16, (xi) => `u[(${xi}u * CIG + c) * OCN + o] = u${xi >> 2}_${xi & 3};`),
+  ].join("\n");
+  const { code, dispatch } = linearMain(total, 64, body, { CIG: u32(g.cig), OCN: u32(spec.outCount) });
+  const head = header(id, "conv.winograd.weights", [
+    ...describe(spec, g),
+    "U[xi][c][o] = G g G^T of w's rows [OC_BASE, OC_BASE + OC_COUNT); weights are constant: run once",
+  ]);
+  return kernel(
+    "conv.winograd.weights",
+    sections(head, declareTyped(bindings, {}), code),
+    bindings,
+    64,
+    dispatch,
+    total * 42, // 6 adds/multiplies per column of G·g, 6 per row of that
+  );
+}
+
+/** Stage 2: V[ξ][c][p] = Bᵀ d B, one invocation per (n, c, tile). */
+export function winogradInputKernel(id: KernelIdentity, spec: WinogradSpec): TrainKernelSource {
+  const g = winogradGeometry(spec);
+  const { pad } = spec;
+  const bindings = [read("x", spec.tensors.x), write("v", spec.tensors.v)];
+  const total = g.nb * g.ci * g.th * g.tw;
+  // Row r / column t of the 4×4 patch leaves the image only in the first or last tile row/column.
+  const rowCheck = (r: number) => r - pad.top < 0 || 2 * (g.th - 1) + r - pad.top >= g.h;
+  const colCheck = (t: number) => t - pad.left < 0 || 2 * (g.tw - 1) + t - pad.left >= g.w;
+  const load = (r: number, t: number) => {
+    const conds = [
+      ...(rowCheck(r) ? [`iy0 + ${r}i >= 0 && iy0 + ${r}i < i32(H)`] : []),
+      ...(colCheck(t) ? [`ix0 + ${t}i >= 0 && ix0 + ${t}i < i32(W)`] : []),
+    ];
+    const at = `u32(base + ${r * g.w + t}i)`;
+    if (conds.length === 0) return `let d${r}_${t} = x[${at}];`;
+    return `let ok${r}_${t} = ${conds.join(" && ")};\nlet d${r}_${t} = select(0.0, x[select(0u, ${at}, ok${r}_${t})], ok${r}_${t});`;
+  };
+  // Bᵀ = [1 0 −1 0; 0 1 1 0; 0 −1 1 0; 0 1 0 −1]: on the columns of d, then on the rows of that.
+  const bt = (s: (k: number) => string, d: string) =>
+    `let ${d}0 = ${s(0)} - ${s(2)};\nlet ${d}1 = ${s(1)} + ${s(2)};\nlet ${d}2 = ${s(2)} - ${s(1)};\nlet ${d}3 = ${s(1)} - ${s(3)};`;
+  const body = [
+    `// i = ((n * CI + c) * TH + ty) * TW + tx, n relative to N_BASE
+let tx = i % TW;
+let ty = (i / TW) % TH;
+let c = (i / (TW * TH)) % CI;
+let n = i / (TW * TH * CI);
+let iy0 = i32(ty * 2u) - PAD_TOP;
+let ix0 = i32(tx * 2u) - PAD_LEFT;
+let base = i32(((N_BASE + n) * CI + c) * H * W) + iy0 * i32(W) + ix0;
+let cp = c * P4 + (n * TH + ty) * TW + tx;`,
+    ...[0, 1, 2, 3].flatMap((r) => [0, 1, 2, 3].map((t) => load(r, t))),
+    ...[0, 1, 2, 3].map((t) => bt((r) => `d${r}_${t}`, `e${t}_`)),
+    ...[0, 1, 2, 3].map((r) => bt((t) => `e${t}_${r}`, `v${r}_`)),
+    each(16, (xi) => `v[${xi}u * CI * P4 + cp] = v${xi >> 2}_${xi & 3};`),
+  ].join("\n");
+  const { code, dispatch } = linearMain(total, 64, body, {
+    N_BASE: u32(g.n0),
+    CI: u32(g.ci),
+    H: u32(g.h),
+    W: u32(g.w),
+    TH: u32(g.th),
+    TW: u32(g.tw),
+    P4: u32(g.p4),
+    PAD_TOP: i32(pad.top),
+    PAD_LEFT: i32(pad.left),
+  });
+  const head = header(id, "conv.winograd.input", [
+    ...describe(spec, g),
+    "V[xi][c][p] = B^T d B per 4x4 input tile",
+  ]);
+  return kernel(
+    "conv.winograd.input",
+    sections(head, declareTyped(bindings, {}), code),
+    bindings,
+    64,
+    dispatch,
+    total * 32, // 4 adds per column of Bᵀ·d, 4 per row of that
+  );
+}
+
+/** The GEMM's tiles: OCB channels (dividing the group, the part and its base), TPI tiles, WG lanes. */
+export function winogradGemmTiles(spec: WinogradSpec, g = winogradGeometry(spec)) {
+  const tpi = spec.tilesPerInvocation ?? 8;
+  if (tpi % 4 !== 0 || tpi < 4)
+    throw new Error(`winograd: tiles per invocation ${tpi} is not a multiple of 4`);
+  const ocb =
+    spec.channelsPerInvocation ?? largestDividing([16, 8, 4, 2, 1], [g.cog, spec.outCount, spec.outBase]);
+  if (g.cog % ocb !== 0 || spec.outCount % ocb !== 0 || spec.outBase % ocb !== 0)
+    throw new Error(`winograd: bad channel block ${ocb}`);
+  const wg = spec.workgroupSize ?? lanes(Math.ceil(g.p4 / tpi));
+  return { ocb, tpi, wg };
+}
+
+/** Stage 3: M[ξ][o][p] = Σ_c U[ξ][c][o] · V[ξ][g·CIG + c][p], vec4 over 4 adjacent tiles. */
+export function winogradGemmKernel(id: KernelIdentity, spec: WinogradSpec): TrainKernelSource {
+  const g = winogradGeometry(spec);
+  const { ocb, tpi, wg } = winogradGemmTiles(spec, g);
+  const bindings = [read("u", spec.tensors.u), read("v", spec.tensors.v), write("m", spec.tensors.m)];
+  const s4 = tpi / 4; // vec4s of tiles per lane
+  const span = wg * s4; // vec4s per workgroup
+  const tb = Math.ceil(g.p4 / 4 / span);
+  const blocks = spec.outCount / ocb;
+  const count = 16 * blocks * tb;
+  const dispatch = foldGrid(count);
+  const folded = dispatch[0] * dispatch[1] !== count;
+  // Four adjacent channels of U are one vec4 when blocks are whole vec4s (OCN is then a multiple of 4).
+  const uvec = ocb % 4 === 0;
+  const comp = ["x", "y", "z", "w"];
+  const uOf = (j: number) => (uvec ? `u${j >> 2}.${comp[j & 3]}` : `u${j}`);
+  // One input channel per iteration (unrolled steps measured slower; see the header).
+  const loop = `for (var c = 0u; c < CIG; c++) {
+  let vr = vb + c * Q4;
+  let ur = ub + c * ${uvec ? "(OCN / 4u)" : "OCN"};
+${indent(
+  each(s4, (s) => `let v${s} = v[vr + k${s}];`),
+  2,
+)}
+${indent(uvec ? each(ocb / 4, (q) => `let u${q} = u[ur + ${q}u];`) : each(ocb, (j) => `let u${j} = u[ur + ${j}u];`), 2)}
+${indent(
+  each(ocb, (j) => each(s4, (s) => `a${j}_${s} = fma(vec4<f32>(${uOf(j)}), v${s}, a${j}_${s});`)),
+  2,
+)}
+}`;
+  const lanesCode = each(s4, (s) => `let q${s} = t0 + ${s * wg}u + lid;\nlet k${s} = min(q${s}, Q4 - 1u);`);
+  const zero = each(ocb, (j) => each(s4, (s) => `var a${j}_${s} = vec4<f32>(0.0);`));
+  const store = each(s4, (s) =>
+    [
+      `if (q${s} < Q4) {`,
+      indent(
+        each(ocb, (j) => `m[m0 + ${j}u * Q4 + q${s}] = a${j}_${s};`),
+        2,
+      ),
+      "}",
+    ].join("\n"),
+  );
+  const code = `${consts({
+    CI: u32(g.ci),
+    CIG: u32(g.cig),
+    COG: u32(g.cog),
+    OC_BASE: u32(spec.outBase),
+    OCN: u32(spec.outCount),
+    Q4: u32(g.p4 / 4),
+    TB: u32(tb),
+    BLOCKS: u32(blocks),
+    GRID_X: u32(dispatch[0]),
+  })}
+
+@compute @workgroup_size(${wg})
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  // wgi = (xi * BLOCKS + block) * TB + tile block: neighbours share U and walk V
+  let wgi = wid.y * GRID_X + wid.x;${folded ? `\n  if (wgi >= 16u * BLOCKS * TB) { return; }` : ""}
+  let t0 = (wgi % TB) * ${span}u;            // first vec4 of tiles of this workgroup
+  let r0 = ((wgi / TB) % BLOCKS) * ${ocb}u;  // first channel of the block within the part
+  let xi = wgi / (TB * BLOCKS);
+  let grp = (OC_BASE + r0) / COG;            // the block never straddles a group
+  let vb = (xi * CI + grp * CIG) * Q4;
+  let ub = ${uvec ? "(xi * CIG * OCN + r0) / 4u" : "xi * CIG * OCN + r0"};
+  // lane vec4s lid + s * WG: past the end they load the last one and store nothing
+${indent(lanesCode, 2)}
+${indent(zero, 2)}
+${indent(loop, 2)}
+  let m0 = (xi * OCN + r0) * Q4;
+${indent(store, 2)}
+}
+`;
+  const head = header(id, "conv.winograd.gemm", [
+    ...describe(spec, g),
+    `16 GEMMs M[xi] = U[xi] V[xi]; workgroup = one xi x ${ocb} output channels x ${wg} lanes; lane = ${tpi} tiles (vec4s lid + s*${wg})`,
+    "each M: 0, then fma over c ascending (fixed order, deterministic)",
+  ]);
+  const types = { u: uvec ? "vec4<f32>" : "f32", v: "vec4<f32>", m: "vec4<f32>" };
+  const flops = 2 * 16 * spec.outCount * g.cig * g.tiles;
+  return kernel(
+    "conv.winograd.gemm",
+    sections(head, declareTyped(bindings, types), code),
+    bindings,
+    wg,
+    dispatch,
+    flops,
+  );
+}
+
+/** Stage 4: y = bias + Aᵀ M A per tile and channel, then the activation; partial tiles clipped. */
+export function winogradOutputKernel(id: KernelIdentity, spec: WinogradSpec): TrainKernelSource {
+  const g = winogradGeometry(spec);
+  const hasBias = spec.tensors.b !== undefined;
+  const bindings = [
+    read("m", spec.tensors.m),
+    ...(hasBias ? [read("b", spec.tensors.b!)] : []),
+    write("y", spec.tensors.y),
+  ];
+  const total = spec.outCount * g.tiles;
+  // Aᵀ = [1 1 1 0; 0 1 −1 −1]: on the columns of M, then on the rows of that.
+  const at = (s: (k: number) => string, d: string) =>
+    `let ${d}0 = ${s(0)} + ${s(1)} + ${s(2)};\nlet ${d}1 = ${s(1)} - ${s(2)} - ${s(3)};`;
+  const value = (v: string) => (spec.activation ? `activation(${v})` : v);
+  const store = (r: number, s: number) => {
+    const st = `y[yo + ${r * g.ow + s}u] = ${value(`${hasBias ? "bias + " : ""}s${r}_${s}`)};`;
+    const conds = [
+      ...(r === 1 && g.oh % 2 === 1 ? ["ty + 1u < TH"] : []),
+      ...(s === 1 && g.ow % 2 === 1 ? ["tx + 1u < TW"] : []),
+    ];
+    return conds.length ? `if (${conds.join(" && ")}) { ${st} }` : st;
+  };
+  const body = [
+    `// i = o * P + p
+let o = i / P;
+let p = i % P;
+let tx = p % TW;
+let ty = (p / TW) % TH;
+let n = N_BASE + p / (TW * TH);
+let mo = o * P4 + p;
+let yo = ((n * CO + OC_BASE + o) * OH + ty * 2u) * OW + tx * 2u;${hasBias ? "\nlet bias = b[OC_BASE + o];" : ""}`,
+    each(16, (xi) => `let m${xi >> 2}_${xi & 3} = m[${xi}u * OCN * P4 + mo];`),
+    ...[0, 1, 2, 3].map((j) => at((r) => `m${r}_${j}`, `r${j}_`)),
+    ...[0, 1].map((r) => at((j) => `r${j}_${r}`, `s${r}_`)),
+    each(2, (r) => each(2, (s) => store(r, s))),
+  ].join("\n");
+  const { code, dispatch } = linearMain(total, 64, body, {
+    N_BASE: u32(g.n0),
+    CO: u32(g.co),
+    OH: u32(g.oh),
+    OW: u32(g.ow),
+    TH: u32(g.th),
+    TW: u32(g.tw),
+    P: u32(g.tiles),
+    P4: u32(g.p4),
+    OC_BASE: u32(spec.outBase),
+    OCN: u32(spec.outCount),
+  });
+  const op = ["conv.winograd.output", ...(spec.activation ? [spec.activation] : [])].join("+");
+  const head = header(id, op, [
+    ...describe(spec, g),
+    `y = ${hasBias ? "bias + " : ""}A^T M A per 2x2 output tile`,
+    ...(spec.activation ? [`fused epilogue: y = ${spec.activation}(conv)`] : []),
+  ]);
+  const wgsl = sections(head, declareTyped(bindings, {}), ...epilogueFunction(spec.activation), code);
+  return kernel(op, wgsl, bindings, 64, dispatch, total * (hasBias ? 28 : 24));
+}

@@ -165,6 +165,8 @@ export interface RunOptions {
   maxBindingBytes?: number;
   params?: Map<string, Float32Array>;
   inputs: Record<string, Float32Array>;
+  /** Winograd for 3×3 stride-1 convolutions (lower's default: true). */
+  winograd?: boolean;
 }
 
 /** Lowers and runs `graph` on `dev`; returns the logits and the (still open) executor for inspection. */
@@ -178,6 +180,7 @@ export async function runGraph(
     maxBindingBytes: opts.maxBindingBytes ?? dev.maxBindingBytes,
     source: "test",
     compilerVersion: "alexc test",
+    winograd: opts.winograd,
   });
   const executor = await createExecutor(dev, compiled);
   executor.uploadParams(opts.params ?? new Map());

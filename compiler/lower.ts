@@ -71,6 +71,9 @@ export function tiles(opts: LowerOptions, kind: TunableKind, shape: TunableShape
 
 const DEVICE = 0;
 
+/** Winograd only where a convolution has at least this many output tiles per run (batch × tiles). */
+const WINOGRAD_MIN_TILES = 16;
+
 /** Bytes per stored element. */
 function elementBytes(storage: LowerOptions["storage"]): number {
   return storage === "f16" ? 2 : 4;
@@ -346,6 +349,11 @@ class Lowering {
       tensors: { ...rest.tensors, ...scratch },
     };
     if (!winogradApplies(spec)) return false;
+    // Too few 2×2 tiles and the transforms' dispatches cost more than the GEMM saves (measured on
+    // lavapipe: alexnet-67's 3×3 maps at batch 1, 4 tiles, ran slower than the direct kernel; at
+    // batch 8, 32 tiles, faster).
+    const [, oh, ow] = node.shape;
+    if (this.opts.batch * Math.ceil(oh / 2) * Math.ceil(ow / 2) < WINOGRAD_MIN_TILES) return false;
     let planned;
     try {
       planned = winogradPlan(id, spec, { maxBindingBytes: this.opts.maxBindingBytes });

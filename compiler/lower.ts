@@ -5,7 +5,12 @@
 //  - softmax_cross_entropy is not executed: the logits are its input;
 //  - a conv/dense whose weight exceeds `maxBindingBytes` gets one kernel per weight part, each
 //    computing its slice of the output rows (output channels);
-//  - a concat gets one copy kernel per input.
+//  - a concat gets one copy kernel per input;
+//  - a 3×3 stride-1 convolution with enough output tiles runs as Winograd F(2×2, 3×3): input
+//    transform, GEMM, output transform in the schedule, and a weight transform in `prepare` (run once
+//    per parameter upload), unless `winograd: false` (training and placed plans);
+//  - with `storage: "f16"` every tensor is f16 in memory and each kernel is its f32 form rewritten
+//    to load and store f16 (wgsl/f16-storage.ts).
 // A batch whose activations exceed `maxBindingBytes` is micro-batched (`microBatchFor`, the plan's
 // `microBatch`): the kernels are lowered for a divisor of the batch and the runtime runs them per chunk.
 // Buffers are one per plan tensor; the memory planner (arenas, reuse) comes later.

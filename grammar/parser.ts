@@ -378,7 +378,11 @@ export class NetParser extends CstParser {
   });
 
   nameOrCall = this.RULE("nameOrCall", () => {
-    this.CONSUME(Identifier, { LABEL: "name" });
+    // `data` is a keyword only where a section starts; as a value it is a word (`placement: data`)
+    this.OR([
+      { ALT: () => this.CONSUME(Identifier, { LABEL: "name" }) },
+      { ALT: () => this.CONSUME(Data, { LABEL: "name" }) },
+    ]);
     this.OPTION(() => {
       this.CONSUME(LParen);
       this.OPTION2(() => {

@@ -135,6 +135,11 @@ describe("values", () => {
       expect(valueOf(text)).toEqual(num(text));
   });
 
+  it("reads the keyword `data` as a word where a value stands (`placement: data`)", () => {
+    expect(valueOf("data")).toMatchObject({ kind: "Name", name: "data" });
+    expect(errors("train {\n  placement: data\n}\ndata {\n  validation: 10\n}\n")).toEqual([]);
+  });
+
   it("reads negative numbers as unary minus", () => {
     expect(valueOf("-1")).toEqual({ kind: "Unary", op: "-", operand: num("1") });
     expect(valueOf("--0.5")).toEqual({

@@ -107,7 +107,7 @@ export const batchNotDivisible: LintRule = {
   name: "batch_not_divisible",
   needs: "graph",
   summary: "under data or hybrid placement the batch does not split evenly over the devices",
-  explanation: `With \`placement: "data"\` each device runs the whole network on its share of the batch, and with
+  explanation: `With \`placement: data\` each device runs the whole network on its share of the batch, and with
 \`placement: hybrid\` (Krizhevsky 2014) the convolutions do; the gradients are averaged across the
 devices. The shares must be equal for that average to be the gradient of the whole batch, so the
 batch has to divide by the number of devices. The training runner stops on such a recipe.
@@ -145,7 +145,7 @@ one or two devices, and model and hybrid placement put tower t on device t, so t
 with as many towers as devices (\`towers: 2\`). Such a recipe compiles, but the runner stops on it
 before the first step (AX3003).
 
-Fix: \`placement: "data"\` (each device runs the whole network on half the batch), or give the
+Fix: \`placement: data\` (each device runs the whole network on half the batch), or give the
 network two towers, or train on one device.`,
   check(ctx) {
     const { devices, placement } = ctx.recipe;
@@ -159,7 +159,7 @@ network two towers, or train on one device.`,
     const at = entries.get("devices") ?? entries.get("placement");
     ctx.report(
       diag("AX5021", { devices, placement, problem }, at?.span ?? ctx.network.name.span, {
-        help: devices > 2 ? "use `devices: 2`" : 'use `placement: "data"`, or `towers: 2` in the network',
+        help: devices > 2 ? "use `devices: 2`" : "use `placement: data`, or `towers: 2` in the network",
       }),
     );
   },

@@ -58,7 +58,12 @@ describe("weight_decay_range (AX5018)", () => {
 });
 
 describe("batch_not_divisible (AX5019)", () => {
-  // `placement: data` does not parse yet (`data` is a keyword); hybrid splits the batch the same way.
+  it("is an error for data placement with an odd batch (`data` is a word in value position)", () => {
+    const source = alexnetWith(["  batch: 128", "  batch: 127\n  devices: 2\n  placement: data"]);
+    const [d] = findings(source, "AX5019");
+    expect(d.message).toBe("batch 127 does not divide over 2 devices under `data` placement");
+  });
+
   it("is an error for hybrid placement with an odd batch, suggesting the neighbours", () => {
     const source = alexnetWith(["  batch: 128", "  batch: 127\n  devices: 2\n  placement: hybrid"]);
     const [d] = findings(source, "AX5019");

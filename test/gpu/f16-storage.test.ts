@@ -2,38 +2,19 @@
 // the same weights. Storing every activation and weight as f16 rounds each to 11 significant bits
 // (relative 2^-11 ≈ 4.9e-4), so the logits may differ from f32 by a few 1e-3 of their range; the
 // bound below is 1e-2 of max |logit|, and each example's top class must agree.
-import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import { DiagnosticError } from "../../compiler/diagnostics.ts";
-import { compileSource } from "../../compiler/frontend.ts";
-import { elementCount, type Graph } from "../../compiler/graph.ts";
+import { elementCount } from "../../compiler/graph.ts";
 import { lower } from "../../compiler/lower.ts";
 import { exportOnnx } from "../../compiler/onnx.ts";
 import { createExecutor } from "../../runtime/executor.ts";
 import { fillNormal, paramStream } from "../../runtime/init.ts";
 import type { OpenDevice } from "../../runtime/devices.ts";
 import { runOnnx } from "../helpers/ort.ts";
+import { liveWeights, modelGraph } from "../helpers/model-weights.ts";
 import { useGpu } from "./adapter.ts";
 
 const gpu = await useGpu();
-
-function graphOf(model: string): Graph {
-  const result = compileSource(readFileSync(new URL(`../../models/${model}`, import.meta.url), "utf8"));
-  if (!result.graph) throw new Error(`${model}: ${result.diagnostics.map((d) => d.message).join("; ")}`);
-  return result.graph;
-}
-
-/** He-style weights and small random biases: activations stay alive through every layer. */
-function liveWeights(graph: Graph, seed: number): Map<string, Float32Array> {
-  const weights = new Map<string, Float32Array>();
-  for (const p of graph.params) {
-    const data = new Float32Array(elementCount(p.shape));
-    const fanIn = p.shape.length > 1 ? elementCount(p.shape.slice(1)) : 0;
-    fillNormal(data, 0, fanIn ? Math.sqrt(2 / fanIn) : 0.1, paramStream(seed, p.name));
-    weights.set(p.name, data);
-  }
-  return weights;
-}
 
 function argmaxRows(values: Float32Array, classes: number): number[] {
   const out: number[] = [];
@@ -45,7 +26,7 @@ function argmaxRows(values: Float32Array, classes: number): number[] {
 }
 
 async function compareWithOrt(model: string, batch: number, seed: number) {
-  const graph = graphOf(model);
+  const graph = modelGraph(model);
   const dev = gpu.dev!;
   const weights = liveWeights(graph, seed);
   const input = new Float32Array(batch * elementCount(graph.inputs[0].shape));
@@ -111,7 +92,7 @@ gpu.describe("f16 storage against onnxruntime-node (f32)", () => {
 
 describe("f16 storage without shader-f16", () => {
   it("is refused before anything is allocated (AX4008), naming the device and the way out", async () => {
-    const graph = graphOf("alexnet-small.net");
+    const graph = modelGraph("alexnet-small.net");
     const compiled = lower(graph, {
       batch: 1,
       maxBindingBytes: 2 ** 27,

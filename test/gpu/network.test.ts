@@ -5,7 +5,6 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { expect, it } from "vitest";
 import { main } from "../../compiler/cli.ts";
-import { compileSource } from "../../compiler/frontend.ts";
 import { elementCount, type Graph } from "../../compiler/graph.ts";
 import { lower } from "../../compiler/lower.ts";
 import { exportOnnx } from "../../compiler/onnx.ts";
@@ -13,31 +12,10 @@ import { createExecutor } from "../../runtime/executor.ts";
 import { fillNormal, paramStream } from "../../runtime/init.ts";
 import { readSafetensors, writeSafetensors } from "../../runtime/safetensors.ts";
 import { runOnnx } from "../helpers/ort.ts";
+import { liveWeights, modelGraph } from "../helpers/model-weights.ts";
 import { useGpu } from "./adapter.ts";
 
 const gpu = await useGpu();
-
-function graphOf(model: string): Graph {
-  const result = compileSource(readFileSync(new URL(`../../models/${model}`, import.meta.url), "utf8"));
-  if (!result.graph) throw new Error(`${model}: ${result.diagnostics.map((d) => d.message).join("; ")}`);
-  return result.graph;
-}
-
-/**
- * Weights that keep activations alive through every layer (He-style std per fan-in, biases small and
- * random) — the paper's N(0, 0.01) would let a deep net's logits collapse to the bias path, which
- * would compare little.
- */
-function liveWeights(graph: Graph, seed: number): Map<string, Float32Array> {
-  const weights = new Map<string, Float32Array>();
-  for (const p of graph.params) {
-    const data = new Float32Array(elementCount(p.shape));
-    const fanIn = p.shape.length > 1 ? elementCount(p.shape.slice(1)) : 0;
-    fillNormal(data, 0, fanIn ? Math.sqrt(2 / fanIn) : 0.1, paramStream(seed, p.name));
-    weights.set(p.name, data);
-  }
-  return weights;
-}
 
 function randomInput(graph: Graph, batch: number, seed: number): Float32Array {
   const data = new Float32Array(batch * elementCount(graph.inputs[0].shape));
@@ -59,7 +37,7 @@ function compare(ours: Float32Array, reference: Float32Array) {
 
 gpu.describe("whole networks against onnxruntime-node", () => {
   it("alexnet-small.net (batch 3) through the CLI: `alexc run` equals ORT on `alexc export-onnx`", async () => {
-    const graph = graphOf("alexnet-small.net");
+    const graph = modelGraph("alexnet-small.net");
     const dir = mkdtempSync(join(tmpdir(), "alexc-net-"));
     const batch = 3;
     const weightsFile = join(dir, "w.safetensors");
@@ -108,7 +86,7 @@ gpu.describe("whole networks against onnxruntime-node", () => {
   });
 
   it("alexnet.net (batch 1) equals ORT on its ONNX export", async () => {
-    const graph = graphOf("alexnet.net");
+    const graph = modelGraph("alexnet.net");
     const dev = gpu.dev!;
     const weights = liveWeights(graph, 11);
     const input = randomInput(graph, 1, 12);

@@ -65,6 +65,8 @@ export const catalogue = {
   AX2028: { severity: "error", template: "`{name}`'s input `{input}` has {got}, expected {expected}" },
   AX2029: { severity: "error", template: "`{name}` is not a dropout layer of the network" },
   AX2030: { severity: "error", template: "{what} exceeds alexc's limit of {limit}" },
+  AX2031: { severity: "error", template: "`data` entry `{key}` does not apply to `dataset: {dataset}`" },
+  AX2032: { severity: "error", template: "the network's input {input} {problem}" },
 
   // ---- AX3: placement and device limits ----
   AX3001: {
@@ -111,6 +113,8 @@ export const catalogue = {
     template: "checkpoint {path} is damaged ({problem}); resuming from {fallback} instead",
   },
   AX4104: { severity: "error", template: "metrics file {file}: {problem}" },
+  AX4105: { severity: "error", template: "image folder {root}: {problem}" },
+  AX4106: { severity: "warning", template: "image folder {root}: {problem}" },
 
   // ---- AX5: lint (compiler/lint; severities are defaults, alexc.json may change them) ----
   AX5001: { severity: "warning", template: "layer `{name}` is never used" },

@@ -35,7 +35,10 @@ export interface Recipe {
 
 export type Placement = "model" | "data" | "hybrid";
 
-export interface DataSpec {
+/** The `data` section: which dataset the generated runner reads, and how it augments it. */
+export type DataSpec = FashionMnistData | ImageFolderData;
+
+export interface FashionMnistData {
   dataset: "fashion_mnist";
   /** Directory of the dataset files; the runner's --data overrides it. */
   dir?: string;
@@ -46,6 +49,33 @@ export interface DataSpec {
   /** Random horizontal reflections. */
   flip: boolean;
 }
+
+/**
+ * An ImageNet-style folder (`train/<class>/*`, `val/…`) read with the paper's preprocessing and
+ * augmentation (runtime/data/images): every image rescaled so its shorter side is `resize` and
+ * centre-cropped to `resize`², random input-sized crops of that, reflections, PCA lighting.
+ */
+export interface ImageFolderData {
+  dataset: "image_folder";
+  dir?: string;
+  /** Shorter side, then central square, of the stored images (the paper's 256). */
+  resize: number;
+  flip: boolean;
+  /** σ of the PCA lighting coefficients α (the paper's 0.1); 0 turns it off. */
+  lighting: number;
+  /** What is subtracted from each input: the training set's mean image (the paper), per-channel mean, or nothing. */
+  mean: "image" | "channel" | "none";
+  /** For a flat `val/`: the label file (`<file> <class>` per line), relative to the folder. */
+  valLabels?: string;
+  /** Training images held out for validation when the folder has no `val/`. */
+  validation: number;
+}
+
+/** Keys of the `data` section that only one dataset reads. */
+const dataKeysOf: Record<DataSpec["dataset"], readonly string[]> = {
+  fashion_mnist: ["dataset", "dir", "validation", "crop", "flip"],
+  image_folder: ["dataset", "dir", "resize", "flip", "lighting", "mean", "val_labels", "validation"],
+};
 
 const nonNeg = z.number().finite().nonnegative();
 
@@ -98,8 +128,18 @@ const trainEntries: Record<string, EntrySpec> = {
 };
 
 const dataEntries: Record<string, EntrySpec> = {
-  dataset: { schema: z.literal("fashion_mnist"), expects: "`fashion_mnist`" },
+  dataset: {
+    schema: z.enum(["fashion_mnist", "image_folder"]),
+    expects: "`fashion_mnist` or `image_folder`",
+  },
   dir: { schema: z.string().min(1), expects: "a directory path in quotes" },
+  resize: { schema: posInt, expects: "a positive integer (the stored images' side, e.g. 256)" },
+  lighting: {
+    schema: z.number().finite().nonnegative(),
+    expects: "a non-negative number (σ of the PCA lighting coefficients; the paper's 0.1)",
+  },
+  mean: { schema: z.enum(["image", "channel", "none"]), expects: "`image`, `channel` or `none`" },
+  val_labels: { schema: z.string().min(1), expects: "a label file path in quotes" },
   validation: { schema: nonNegInt, expects: "a non-negative integer (examples held out)" },
   crop: { schema: nonNegInt, expects: "a non-negative integer (padding for random crops)" },
   flip: { schema: z.enum(["true", "false"]).transform((b) => b === "true"), expects: "`true` or `false`" },
@@ -118,7 +158,22 @@ export const defaultRecipe: Recipe = {
   placement: "model",
 };
 
-export const defaultData: DataSpec = { dataset: "fashion_mnist", validation: 5000, crop: 0, flip: false };
+export const defaultData: FashionMnistData = {
+  dataset: "fashion_mnist",
+  validation: 5000,
+  crop: 0,
+  flip: false,
+};
+
+/** The paper's preprocessing and augmentation for ImageNet (section 4.1). */
+export const defaultImageFolder: ImageFolderData = {
+  dataset: "image_folder",
+  resize: 256,
+  flip: true,
+  lighting: 0.1,
+  mean: "image",
+  validation: 10000,
+};
 
 /** Validated entries of one section kind, by name, with each value's span for later checks. */
 function readSection(
@@ -201,13 +256,7 @@ export function checkRecipe(
     devices: get(t, "devices", defaultRecipe.devices),
     placement: get(t, "placement", defaultRecipe.placement),
   };
-  const data: DataSpec = {
-    dataset: get(d, "dataset", defaultData.dataset),
-    dir: d.get("dir")?.value as string | undefined,
-    validation: get(d, "validation", defaultData.validation),
-    crop: get(d, "crop", defaultData.crop),
-    flip: get(d, "flip", defaultData.flip),
-  };
+  const data = readData(d, graph, out);
   // Named dropout layers must be dropout layers of this network.
   const dropoutEntry = t.get("dropout");
   if (graph && dropoutEntry && recipe.dropout) {
@@ -227,4 +276,69 @@ export function checkRecipe(
     }
   }
   return { recipe, data };
+}
+
+function readData(
+  d: Map<string, { value: unknown; span: Span }>,
+  graph: Graph | undefined,
+  out: Diagnostic[],
+): DataSpec {
+  const get = <T>(key: string, fallback: T): T => (d.get(key)?.value as T | undefined) ?? fallback;
+  const dataset = get<DataSpec["dataset"]>("dataset", "fashion_mnist");
+  for (const [key, entry] of d) {
+    if (dataKeysOf[dataset].includes(key)) continue;
+    const other = dataset === "image_folder" ? "fashion_mnist" : "image_folder";
+    out.push(
+      diag("AX2031", { key, dataset }, entry.span, {
+        help:
+          key === "crop"
+            ? "image folders crop the network's input size out of the `resize`d images; remove `crop`"
+            : `\`${key}\` is read for \`dataset: ${other}\`; remove it`,
+      }),
+    );
+  }
+  if (dataset === "fashion_mnist") {
+    return {
+      dataset,
+      dir: d.get("dir")?.value as string | undefined,
+      validation: get("validation", defaultData.validation),
+      crop: get("crop", defaultData.crop),
+      flip: get("flip", defaultData.flip),
+    };
+  }
+  const data: ImageFolderData = {
+    dataset,
+    ...(d.has("dir") ? { dir: d.get("dir")!.value as string } : {}),
+    resize: get("resize", defaultImageFolder.resize),
+    flip: get("flip", defaultImageFolder.flip),
+    lighting: get("lighting", defaultImageFolder.lighting),
+    mean: get("mean", defaultImageFolder.mean),
+    ...(d.has("val_labels") ? { valLabels: d.get("val_labels")!.value as string } : {}),
+    validation: get("validation", defaultImageFolder.validation),
+  };
+  // The folder's images are RGB squares of side `resize`; the network must take an RGB crop of them.
+  const input = graph?.inputs[0]?.shape;
+  if (input) {
+    const [channels, height, width] = input;
+    const problem =
+      channels !== 3
+        ? `has ${channels} channel(s); image folders give RGB (3)`
+        : height !== width
+          ? `is ${height}×${width}; crops of image folders are square`
+          : height > data.resize
+            ? `is ${height}×${width}, larger than the ${data.resize}×${data.resize} images (\`resize\`)`
+            : undefined;
+    if (problem)
+      out.push(
+        diag(
+          "AX2032",
+          { input: `[${input.join(", ")}]`, problem },
+          (d.get("resize") ?? d.get("dataset"))!.span,
+          {
+            help: "the paper crops 224×224 inputs out of 256×256 images: input image: f32[3, 224, 224], resize: 256",
+          },
+        ),
+      );
+  }
+  return data;
 }

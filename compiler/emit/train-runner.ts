@@ -41,7 +41,10 @@ import { lowerTrainingData, lowerTrainingPlaced } from "${root}/compiler/lower-p
 import { lowerTrainingHybrid } from "${root}/compiler/lower-hybrid.ts";
 import { planSchema, type CompiledPlan } from "${root}/compiler/plan.ts";
 import { renderDiagnostics } from "${root}/compiler/render.ts";
-import { DEFAULT_FASHION_MNIST_DIR, FASHION_MNIST_MEAN, FASHION_MNIST_STD, loadFashionMnist, toFloatBatch, drawAugmentation, type ImageSet } from "${root}/runtime/data/fashion-mnist.ts";
+import { DEFAULT_FASHION_MNIST_DIR } from "${root}/runtime/data/fashion-mnist.ts";
+import { DataUsageError, openTrainingData, type EvalViews, type TrainingData } from "${root}/runtime/data/source.ts";
+import { replaceFileAtomically } from "${root}/runtime/durable.ts";
+import { firstConvKernels, kernelGridPng } from "${root}/runtime/train/kernels-figure.ts";
 import { closeDevices, openDevices, type OpenDevice } from "${root}/runtime/devices.ts";
 import { initParams } from "${root}/runtime/init.ts";
 import { loadLatest, trainingIdentity, writeCheckpoint } from "${root}/runtime/train/checkpoint.ts";
@@ -63,17 +66,17 @@ const NETWORK = ${json({ name: graph.name, classes: graph.classes, input: graph.
 /** The recipe from the \`train\` section of ${json(ctx.source)}; flags override some of it. */
 const RECIPE = ${json(recipe)} as const;
 
-/** The \`data\` section: Fashion-MNIST, ${data.validation} training examples held out for validation. */
+/** The \`data\` section: ${dataDescription(data)}. */
 const DATA = ${json(data)} as const;
 
 /** Dropout layers that drop in training (the recipe's list, else all of them). */
 const ACTIVE_DROPOUT: string[] = ${json(recipe.dropout ?? dropoutLayers)};
 
-const HELP = \`Trains ${graph.name} on Fashion-MNIST with the recipe of ${ctx.source}.
+const HELP = \`Trains ${graph.name} on ${data.dataset === "image_folder" ? "an image folder" : "Fashion-MNIST"} with the recipe of ${ctx.source}.
 
 usage: ${ctx.runCommand} [options]
 
-  --data DIR             Fashion-MNIST IDX files (default: the data section's dir, else \${DEFAULT_FASHION_MNIST_DIR})
+${dataHelp(data)}
   --epochs N             epochs to train (default \${RECIPE.epochs})
   --batch N              examples per step (default \${RECIPE.batch})
   --lr X                 initial learning rate (default \${RECIPE.lr})
@@ -90,6 +93,7 @@ usage: ${ctx.runCommand} [options]
   --max-steps N          stop after N steps in all (quick trials)
   --autotune             measure the convolution kernels' tile candidates on this adapter on first use
                          (cached per adapter under ~/.cache/alexc/tuning) and run the fastest
+  --workers N            image folders: loader threads decoding ahead of the step (default 2)
   --reuse-memory         tensors whose lifetimes do not overlap share device memory (the compiler's
                          memory plan, per device: the liveness peak instead of the sum of all
                          tensors); a NaN then names no layer
@@ -110,6 +114,7 @@ interface Options {
   checkpointEvery: number;
   limit: number;
   maxSteps: number;
+  workers: number;
   reuseMemory: boolean;
   autotune: boolean;
 }
@@ -133,6 +138,7 @@ function parseOptions(argv: string[]): Options | undefined {
       "checkpoint-every": { type: "string" },
       limit: { type: "string" },
       "max-steps": { type: "string" },
+      workers: { type: "string" },
       "reuse-memory": { type: "boolean" },
       autotune: { type: "boolean" },
       help: { type: "boolean", short: "h" },
@@ -151,7 +157,7 @@ function parseOptions(argv: string[]): Options | undefined {
   if (!["model", "data", "hybrid"].includes(placement))
     throw new UsageError(\`--placement must be model, data or hybrid, got \\\`\${placement}\\\`\`);
   return {
-    data: values.data ?? DATA.dir ?? DEFAULT_FASHION_MNIST_DIR,
+    data: values.data ?? DATA.dir ?? ${data.dataset === "image_folder" ? '""' : "DEFAULT_FASHION_MNIST_DIR"},
     epochs: int("epochs", values.epochs, RECIPE.epochs),
     batch: int("batch", values.batch, RECIPE.batch),
     lr,
@@ -164,6 +170,7 @@ function parseOptions(argv: string[]): Options | undefined {
     checkpointEvery: int("checkpoint-every", values["checkpoint-every"], 0, 0),
     limit: int("limit", values.limit, 0, 0),
     maxSteps: int("max-steps", values["max-steps"], 0, 0),
+    workers: int("workers", values.workers, 2),
     reuseMemory: values["reuse-memory"] ?? false,
     autotune: values.autotune ?? false,
   };
@@ -223,41 +230,38 @@ function dropoutSeed(seed: number, globalStep: number): number {
   return Rng.derive(seed, \`dropout/\${globalStep}\`).uniformInt(2 ** 32);
 }
 
-/** Top-1/top-5 error of \`set\` in inference mode; the last partial batch is padded and its extra rows ignored. */
-async function evaluateSet(trainer: Trainer, set: ImageSet, indices: Uint32Array, batch: number) {
-  const images = new Float32Array(batch * set.rows * set.cols);
-  let wrong1 = 0;
-  let wrong5 = 0;
-  for (let start = 0; start < indices.length; start += batch) {
-    const count = Math.min(batch, indices.length - start);
-    const chunk = new Uint32Array(batch);
-    for (let i = 0; i < batch; i++) chunk[i] = indices[start + Math.min(i, count - 1)];
-    toFloatBatch(set, chunk, images, { mean: FASHION_MNIST_MEAN, std: FASHION_MNIST_STD });
-    const logits = await trainer.evaluate(images);
-    const labels = Array.from(chunk.subarray(0, count), (i) => set.labels[i]);
-    const errors = topKErrors(logits.subarray(0, count * NETWORK.classes), labels, NETWORK.classes, [1, 5]);
-    wrong1 += errors.wrong[0];
-    wrong5 += errors.wrong[1];
+/** The dataset of the \`data\` section, or --data; image folders also get their statistics (cached). */
+async function openData(opt: Options): Promise<TrainingData> {
+  if (DATA.dataset === "image_folder" && opt.data === "")
+    throw new UsageError("no image folder given: pass --data DIR (a folder with train/<class>/… and val/…), or set \`dir\` in the data section");
+  return openTrainingData(DATA, { network: NETWORK.name, dir: opt.data, input: NETWORK.input, classes: NETWORK.classes, limit: opt.limit, seed: opt.seed, workers: opt.workers });
+}
+
+/** Writes the first convolution's kernels, one block per tower (the paper's Figure 3), into \`dirs\`. */
+async function writeKernelFigure(graph: Graph, weights: Map<string, Float32Array>, dirs: string[]) {
+  const grid = firstConvKernels(graph, weights);
+  if (!grid) return;
+  try {
+    const png = await kernelGridPng(grid);
+    for (const dir of dirs) replaceFileAtomically(join(dir, \`\${grid.layer}-kernels.png\`), png);
+  } catch (e) {
+    console.error(\`warning: could not write the \${grid.layer} kernel figure: \${(e as Error).message}\`);
   }
-  return { top1: wrong1 / indices.length, top5: wrong5 / indices.length };
 }
 
 async function train(opt: Options): Promise<number> {
   const graph = JSON.parse(readFileSync(join(HERE, "graph.json"), "utf8")) as Graph;
-  const data = loadFashionMnist(opt.data);
-  const [channels, height, width] = NETWORK.input;
-  if (channels !== 1 || height !== data.train.rows || width !== data.train.cols) {
-    throw new UsageError(
-      \`\${NETWORK.name} takes [\${NETWORK.input.join(", ")}] inputs but Fashion-MNIST images are [1, \${data.train.rows}, \${data.train.cols}]; \` +
-        "compile a network whose input is f32[1, 28, 28] (e.g. models/alexnet-fmnist.net)",
-    );
+  const data = await openData(opt);
+  try {
+    return await trainOn(graph, data, opt);
+  } finally {
+    await data.close();
   }
-  // The validation set is the last DATA.validation training examples, the same in every run.
-  const trainCount = Math.min(data.train.count - DATA.validation, opt.limit || Infinity);
-  const trainIndices = Uint32Array.from({ length: trainCount }, (_, i) => i);
-  const valIndices = Uint32Array.from({ length: DATA.validation }, (_, i) => data.train.count - DATA.validation + i);
-  const stepsPerEpoch = Math.floor(trainCount / opt.batch);
-  if (stepsPerEpoch === 0) throw new UsageError(\`--batch \${opt.batch} is larger than the \${trainCount} training examples\`);
+}
+
+async function trainOn(graph: Graph, data: TrainingData, opt: Options): Promise<number> {
+  const stepsPerEpoch = Math.floor(data.trainCount / opt.batch);
+  if (stepsPerEpoch === 0) throw new UsageError(\`--batch \${opt.batch} is larger than the \${data.trainCount} training examples\`);
 
   if (opt.devices > 2) throw new UsageError(\`--devices \${opt.devices}: alexc places a network on one or two devices\`);
   // A second device that cannot be opened leaves one, with a visible warning (stderr).
@@ -272,7 +276,8 @@ async function train(opt: Options): Promise<number> {
     const placedPlan = opt.reuseMemory ? withMemoryPlan(compiled, limits) : compiled;
     const trainer = devices.length > 1 ? await createPlacedTrainer(devices, placedPlan) : await createTrainer(devices[0], placedPlan);
     if (trainer.allocatedBytes) console.error(\`device memory for the plan's tensors: \${(trainer.allocatedBytes / 2 ** 20).toFixed(1)} MiB\${trainer.sharesMemory ? " (memory plan)" : ""}\`);
-    console.error(\`training on \${devices.map((d) => d.label).join(" and ")}\${devices.length > 1 ? \` (placement: \${opt.placement})\` : ""}\`);
+    console.error(\`training on \${devices.map((d) => d.label).join(" and ")}\${devices.length > 1 ? \` (placement: \${opt.placement})\` : ""}: \${data.description}, \${data.trainCount} training and \${data.valCount} validation images\`);
+    const classify = (images: Float32Array) => trainer.evaluate(images);
     const schedule = createSchedule({ ...RECIPE.schedule, lr0: opt.lr });
     let rng = new RngStreams(opt.seed);
     let epoch = 0;
@@ -294,11 +299,15 @@ async function train(opt: Options): Promise<number> {
     }
 
     mkdirSync(opt.checkpointDir, { recursive: true });
+    // Labels are indices into this list; infer.ts reads it to name its answers.
+    replaceFileAtomically(join(opt.checkpointDir, "classes.json"), JSON.stringify(data.classes, null, 1) + "\\n");
+    data.writeInferenceFiles?.(opt.checkpointDir);
     const metrics = MetricsWriter.open(join(opt.checkpointDir, "metrics.jsonl"), epoch);
     const save = async (summary: Record<string, number | null>) => {
+      const weights = await trainer.readParams();
       const toTensors = (m: Map<string, Float32Array>) =>
         new Map(graph.params.map((p) => [p.name, { shape: p.shape, data: m.get(p.name)! }]));
-      writeCheckpoint(opt.checkpointDir, {
+      const { path } = writeCheckpoint(opt.checkpointDir, {
         network: NETWORK.name,
         planHash,
         seed: opt.seed,
@@ -308,30 +317,23 @@ async function train(opt: Options): Promise<number> {
         rng: rng.state(),
         schedule: schedule.state(),
         metrics: summary,
-        weights: toTensors(await trainer.readParams()),
+        weights: toTensors(weights),
         momentum: toTensors(await trainer.readVelocities()),
       });
+      await writeKernelFigure(graph, weights, [path, opt.checkpointDir]);
     };
 
-    const images = new Float32Array(opt.batch * data.train.rows * data.train.cols);
-    const labels = new Int32Array(opt.batch);
     while (epoch < opt.epochs) {
       const started = performance.now();
-      // This epoch's order comes from (seed, epoch) alone, so a resumed run sees the same order.
-      const order = Rng.derive(opt.seed, \`order/\${epoch}\`).shuffle(trainIndices.slice());
-      const augment = rng.get("augment");
       const progress = new EpochProgress({ epoch: epoch + 1, epochs: opt.epochs, steps: stepsPerEpoch, startStep: stepInEpoch, batchSize: opt.batch });
       let lossSum = 0;
       let wrong1 = 0;
       let wrong5 = 0;
       const firstStep = stepInEpoch;
-      for (; stepInEpoch < stepsPerEpoch; stepInEpoch++) {
-        const batchIndices = order.subarray(stepInEpoch * opt.batch, (stepInEpoch + 1) * opt.batch);
-        const choices = DATA.crop > 0 || DATA.flip ? drawAugmentation(augment, opt.batch, DATA.crop, DATA.flip) : undefined;
-        toFloatBatch(data.train, batchIndices, images, { mean: FASHION_MNIST_MEAN, std: FASHION_MNIST_STD, pad: DATA.crop, ...choices });
-        for (let i = 0; i < opt.batch; i++) labels[i] = data.train.labels[batchIndices[i]];
+      // This epoch's order comes from (seed, epoch) alone, and its augmentation from seeded streams,
+      // so a resumed run sees exactly the batches the uninterrupted run would have seen.
+      for await (const { images, labels } of data.batches({ epoch, from: stepInEpoch, steps: stepsPerEpoch, batch: opt.batch, seed: opt.seed, rng })) {
         trainer.writeBatch(images, labels);
-
         const { loss, logits } = await trainer.step({ lr: schedule.lr(), seed: dropoutSeed(opt.seed, globalStep), step: globalStep });
         if (!Number.isFinite(loss)) {
           const where = await trainer.findNonFinite();
@@ -342,21 +344,19 @@ async function train(opt: Options): Promise<number> {
           return 3;
         }
         globalStep++;
+        stepInEpoch++;
         lossSum += loss;
         const errors = topKErrors(logits, labels, NETWORK.classes, [1, 5]);
         wrong1 += errors.wrong[0];
         wrong5 += errors.wrong[1];
-        progress.update(stepInEpoch + 1, loss);
+        progress.update(stepInEpoch, loss);
 
         const stopping = opt.maxSteps > 0 && globalStep >= opt.maxSteps;
-        if ((opt.checkpointEvery > 0 && globalStep % opt.checkpointEvery === 0) || stopping) {
-          stepInEpoch++;
-          await save({ loss });
-          stepInEpoch--;
-        }
+        if ((opt.checkpointEvery > 0 && globalStep % opt.checkpointEvery === 0) || stopping) await save({ loss });
         if (stopping) {
           progress.finish();
           console.error(\`stopped after \${globalStep} steps (--max-steps)\`);
+          printReport(data);
           return 0;
         }
       }
@@ -364,7 +364,7 @@ async function train(opt: Options): Promise<number> {
 
       const seen = (stepsPerEpoch - firstStep) * opt.batch;
       const evaluated = (epoch + 1) % opt.evalEvery === 0 || epoch + 1 === opt.epochs;
-      const val = evaluated && valIndices.length > 0 ? await evaluateSet(trainer, data.train, valIndices, opt.batch) : undefined;
+      const val = evaluated && data.valCount > 0 ? await data.evaluate(classify, "val", opt.batch) : undefined;
       const lr = schedule.lr();
       if (val) {
         const { dropped } = schedule.observe(epoch + 1, val.top1);
@@ -387,15 +387,28 @@ async function train(opt: Options): Promise<number> {
       console.error(\`epoch \${epoch}: val top-1 error \${val ? (val.top1 * 100).toFixed(2) + " %" : "not evaluated"}\`);
     }
 
-    const testIndices = Uint32Array.from({ length: data.test.count }, (_, i) => i);
-    const test = await evaluateSet(trainer, data.test, testIndices, opt.batch);
-    console.error(\`test: top-1 error \${(test.top1 * 100).toFixed(2)} % (accuracy \${((1 - test.top1) * 100).toFixed(2)} %), top-5 error \${(test.top5 * 100).toFixed(2)} %\`);
+    // The paper's figures: Fashion-MNIST's test set; an image folder's val with one and ten crops.
+    const results: Record<string, { top1: number; top5: number; count: number }> = {};
+    for (const e of data.finalEvaluations) {
+      if (e.set === "val" && data.valCount === 0) continue;
+      const r = await data.evaluate(classify, e.set, opt.batch, e.views);
+      results[e.label] = r;
+      console.error(\`\${e.label}: top-1 error \${(r.top1 * 100).toFixed(2)} % (accuracy \${((1 - r.top1) * 100).toFixed(2)} %), top-5 error \${(r.top5 * 100).toFixed(2)} % over \${r.count} images\`);
+    }
+    replaceFileAtomically(join(opt.checkpointDir, "results.json"), JSON.stringify({ epochs: epoch, steps: globalStep, ...results }, null, 2) + "\\n");
+    printReport(data);
     metrics.close();
     trainer.destroy();
     return 0;
   } finally {
     closeDevices(devices);
   }
+}
+
+/** What the dataset skipped or converted, said once at the end so it is not lost in the progress lines. */
+function printReport(data: TrainingData) {
+  const lines = data.report();
+  if (lines.length > 0) console.error([\`data (\${data.description}):\`, ...lines.map((l) => \`  \${l}\`)].join("\\n"));
 }
 
 async function main(): Promise<number> {
@@ -411,7 +424,7 @@ async function main(): Promise<number> {
       console.error(renderDiagnostics(e.diagnostics, ${json(ctx.source)}, ""));
       return 1;
     }
-    if (e instanceof UsageError || (e instanceof TypeError && "code" in e && String(e.code).startsWith("ERR_PARSE_ARGS"))) {
+    if (e instanceof UsageError || e instanceof DataUsageError || (e instanceof TypeError && "code" in e && String(e.code).startsWith("ERR_PARSE_ARGS"))) {
       console.error(\`\${e.message}\\n\\n\${HELP}\`);
       return 2;
     }
@@ -421,4 +434,16 @@ async function main(): Promise<number> {
 
 process.exitCode = await main();
 `;
+}
+
+function dataDescription(data: DataSpec): string {
+  return data.dataset === "image_folder"
+    ? `an image folder, shorter side to ${data.resize} and the central square, ${data.flip ? "reflections, " : ""}PCA lighting σ ${data.lighting}, mean ${data.mean} subtracted`
+    : `Fashion-MNIST, ${data.validation} training examples held out for validation`;
+}
+
+function dataHelp(data: DataSpec): string {
+  return data.dataset === "image_folder"
+    ? "  --data DIR             an image folder: DIR/train/<class>/*.{JPEG,jpg,png} and DIR/val/<class>/… (default: the data section's dir)"
+    : "  --data DIR             Fashion-MNIST IDX files (default: the data section's dir, else ${DEFAULT_FASHION_MNIST_DIR})";
 }

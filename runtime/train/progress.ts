@@ -17,6 +17,8 @@ export interface ProgressOptions {
   /** 1-based epoch and the run's total, for the label. */
   epoch: number;
   epochs: number;
+  /** Replaces "epoch N/M" for other long work (a statistics pass); such lines show no loss. */
+  label?: string;
   /** Steps in this epoch, and how many were already done (a run resumed mid-epoch). */
   steps: number;
   startStep?: number;
@@ -37,7 +39,8 @@ const guarded = new WeakSet<object>();
 const broken = new WeakSet<object>();
 
 export class EpochProgress {
-  private readonly opts: Required<Omit<ProgressOptions, "stream" | "tty">>;
+  private readonly opts: Required<Omit<ProgressOptions, "stream" | "tty" | "label">>;
+  private readonly label: string | undefined;
   private readonly stream: ProgressStream;
   private readonly tty: boolean;
   private readonly start: number;
@@ -58,6 +61,7 @@ export class EpochProgress {
       intervalMs: options.intervalMs ?? 30_000,
       now,
     };
+    this.label = options.label;
     this.stream = options.stream ?? (process.stderr as ProgressStream);
     this.tty = options.tty ?? this.stream.isTTY === true;
     this.start = now();
@@ -113,11 +117,11 @@ export class EpochProgress {
     const loss = this.lossCount > 0 ? (this.lossSum / this.lossCount).toFixed(4) : "-";
     const width = String(steps).length;
     const parts = [
-      `epoch ${epoch}/${epochs}`,
+      this.label ?? `epoch ${epoch}/${epochs}`,
       `[${bar}]`,
       `${String(this.step).padStart(width)}/${steps}`,
       `${Math.round(rate)} img/s`,
-      `loss ${loss}`,
+      ...(this.label === undefined ? [`loss ${loss}`] : []),
     ];
     if (done) parts.push(`took ${duration(elapsed)}`);
     else {

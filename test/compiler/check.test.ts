@@ -298,6 +298,26 @@ const bad: BadCase[] = [
     where: "[c1]",
   },
   {
+    name: "a data entry of another dataset",
+    src: base("c1 = relu(image)" + tail) + "data { dataset: image_folder\n crop: 4 }",
+    code: "AX2031",
+    where: "4",
+  },
+  {
+    name: "an image folder whose images are smaller than the network's input",
+    src: base("c1 = relu(image)" + tail) + "data { dataset: image_folder\n resize: 28 }",
+    code: "AX2032",
+    where: "28",
+  },
+  {
+    name: "an image folder feeding a one-channel network",
+    src:
+      base("c1 = relu(image)" + tail, "input image: f32[1, 28, 28]\n  classes: 10\n  towers: 2") +
+      "data { dataset: image_folder }",
+    code: "AX2032",
+    where: "image_folder",
+  },
+  {
     name: "recipe value out of range",
     src: base("c1 = relu(image)" + tail) + "train { momentum: 1.5 }",
     code: "AX2004",

@@ -39,11 +39,11 @@ describe("alexnet.net", () => {
   const layers = net.items.filter((i): i is LayerStmt => i.kind === "Layer");
   const layer = (n: string) => layers.find((l) => l.name.name === n)!;
 
-  it("parses without diagnostics into one network and a train section", () => {
+  it("parses without diagnostics into one network, a train and a data section", () => {
     expect(diagnostics).toEqual([]);
-    expect(ast.items.map((i) => i.kind)).toEqual(["Network", "Section"]);
+    expect(ast.items.map((i) => i.kind)).toEqual(["Network", "Section", "Section"]);
     expect(net.name.name).toBe("alexnet");
-    expect(ast.comments).toHaveLength(12);
+    expect(ast.comments).toHaveLength(15);
     expect(ast.comments[0].text).toMatch(/^# AlexNet — Krizhevsky/);
     expect(ast.span).toEqual({
       start: { offset: 0, line: 1, column: 1 },

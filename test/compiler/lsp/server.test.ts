@@ -369,12 +369,12 @@ describe("alexc lsp over stdio", () => {
     expect(config?.range.start).toEqual({ line: 0, character: 0 });
   });
 
-  it("outline: the network's declarations and the train section", async () => {
+  it("outline: the network's declarations, the train and the data section", async () => {
     const symbols = await request<{ name: string; children?: { name: string }[] }[]>(
       DocumentSymbolRequest.method,
       { textDocument: { uri: alexnetUri } },
     );
-    expect(symbols.map((s) => s.name)).toEqual(["alexnet", "train"]);
+    expect(symbols.map((s) => s.name)).toEqual(["alexnet", "train", "data"]);
     expect(symbols[0].children?.map((c) => c.name)).toEqual(
       expect.arrayContaining(["image", "w", "conv1", "loss"]),
     );

@@ -1,0 +1,230 @@
+// An ImageNet-style folder as the training runner's dataset (runtime/data/source.ts): the scan,
+// the cached statistics pass (which also finds every file that does not decode), the paper's
+// augmentation drawn per (seed, epoch, image), batches decoded ahead by the worker loader, and the
+// paper's evaluation — top-1/top-5 with the central crop, or the ten-crop average of softmax outputs.
+//
+// A folder without val/ gives up `validation` training images to validation: a fixed choice (seed 0,
+// not the run's seed) so that runs with different seeds are validated on the same images.
+import * as fs from "node:fs";
+import * as path from "node:path";
+import type { ImageFolderData } from "../../../compiler/check/recipe.ts";
+import { renderDiagnostic } from "../../../compiler/render.ts";
+import { topKErrors } from "../../train/metrics.ts";
+import { EpochProgress } from "../../train/progress.ts";
+import { Rng } from "../../train/rng.ts";
+import {
+  DataUsageError,
+  epochOrder,
+  type Batch,
+  type Classify,
+  type EpochRequest,
+  type EvalViews,
+  type Evaluation,
+  type OpenOptions,
+  type TrainingData,
+} from "../source.ts";
+import { centreView, tenCropViews, trainAugmentation } from "./augment.ts";
+import { folderWarnings, scanImageFolder } from "./folder.ts";
+import { ImageLoader, type FailedSlot } from "./loader.ts";
+import { loadOrComputeStats } from "./stats.ts";
+import type { Conversion, ExampleRequest, ImageEntry } from "./types.ts";
+
+/** Where the statistics used for training are copied, so infer.ts needs no dataset. */
+export const INFERENCE_STATS_FILE = "data-stats.safetensors";
+
+export async function openImageFolderData(spec: ImageFolderData, opts: OpenOptions): Promise<TrainingData> {
+  const dir = opts.dir || spec.dir;
+  if (!dir)
+    throw new DataUsageError("no image folder given: pass --data DIR or set `dir` in the data section");
+  const index = scanImageFolder(dir, spec.valLabels ? { valLabels: spec.valLabels } : {});
+  const [channels, crop, width] = opts.input;
+  if (channels !== 3 || crop !== width || crop > spec.resize)
+    throw new DataUsageError(
+      `${opts.network} takes [${opts.input.join(", ")}] inputs; an image folder with resize ${spec.resize} gives RGB squares of at most ${spec.resize}`,
+    );
+  if (index.classes.length !== opts.classes)
+    throw new DataUsageError(
+      `${opts.network} has ${opts.classes} classes but ${path.join(index.root, "train")} has ${index.classes.length} class folders; ` +
+        `set \`classes: ${index.classes.length}\` in the network, or point --data at a folder with ${opts.classes}`,
+    );
+
+  const total = index.train.length + index.val.length;
+  const bar = new EpochProgress({ epoch: 1, epochs: 1, label: "statistics", steps: total, batchSize: 1 });
+  const { stats, cached, cachePath, warnings } = await loadOrComputeStats(index, {
+    size: spec.resize,
+    progress: (done) => bar.update(done, NaN),
+  });
+  if (!cached) bar.finish(`cached in ${cachePath || "(nowhere: not writable)"}`);
+  else console.error(`statistics: ${stats.count} training images, read from ${cachePath}`);
+  for (const w of warnings) console.error(renderDiagnostic(w, index.root, ""));
+
+  const unreadable = new Set(stats.unreadable.map((f) => f.path));
+  let train = index.train.filter((e) => !unreadable.has(e.path));
+  let val = index.val.filter((e) => !unreadable.has(e.path));
+  if (index.valSource === "none") {
+    if (spec.validation >= train.length)
+      throw new DataUsageError(
+        `${index.root} has no val/ and ${train.length} training images: too few to hold out ${spec.validation} (data section \`validation\`)`,
+      );
+    const order = Rng.derive(0, "holdout").permutation(train.length);
+    const held = new Set(order.subarray(0, spec.validation));
+    val = train.filter((_, i) => held.has(i));
+    train = train.filter((_, i) => !held.has(i));
+  }
+  if (opts.limit > 0 && opts.limit < train.length) {
+    const keep = Rng.derive(0, "limit").permutation(train.length).subarray(0, opts.limit).sort();
+    train = Array.from(keep, (i) => train[i]);
+  }
+
+  const mean = { mode: spec.mean, image: stats.meanImage, channel: stats.channelMean };
+  const loader = await ImageLoader.open({
+    root: index.root,
+    size: spec.resize,
+    crop,
+    mean,
+    workers: opts.workers ?? 2,
+    prefetch: opts.prefetch ?? 3,
+  });
+  const failures: FailedSlot[] = [];
+  const trainIndices = Uint32Array.from({ length: train.length }, (_, i) => i);
+  const augment = {
+    size: spec.resize,
+    crop,
+    flip: spec.flip,
+    lighting: spec.lighting,
+    eigenvalues: stats.eigenvalues,
+    eigenvectors: stats.eigenvectors,
+  };
+
+  function* requests(r: EpochRequest): Generator<ExampleRequest[]> {
+    const order = epochOrder(r.seed, r.epoch, trainIndices);
+    for (let step = r.from; step < r.steps; step++) {
+      const batch = order.subarray(step * r.batch, (step + 1) * r.batch);
+      yield Array.from(batch, (i) => ({ ...train[i], ...trainAugmentation(r.seed, r.epoch, i, augment) }));
+    }
+  }
+
+  async function* batches(r: EpochRequest): AsyncGenerator<Batch> {
+    for await (const b of loader.train(requests(r))) {
+      failures.push(...b.failed);
+      yield { images: b.images, labels: b.labels };
+    }
+  }
+
+  async function evaluate(
+    classify: Classify,
+    set: "val" | "test",
+    batch: number,
+    views: EvalViews = "centre",
+  ): Promise<Evaluation> {
+    if (set === "test")
+      throw new DataUsageError("an image folder has no test set; its val/ is the evaluation set");
+    const cuts = views === "ten-crop" ? tenCropViews(spec.resize, crop) : [centreView(spec.resize, crop)];
+    const chunks: ImageEntry[][] = [];
+    for (let start = 0; start < val.length; start += batch) {
+      const chunk = val.slice(start, start + batch);
+      // The last chunk is padded with its last image; the extra rows are not counted.
+      while (chunk.length < batch) chunk.push(chunk[chunk.length - 1]);
+      chunks.push(chunk);
+    }
+    let counted = 0;
+    const wrong = [0, 0];
+    let start = 0;
+    for await (const b of loader.evaluate(chunks, cuts)) {
+      const count = Math.min(batch, val.length - start);
+      start += batch;
+      failures.push(...b.failed);
+      const scores = await averagedScores(classify, b.views, opts.classes);
+      // A slot whose file failed holds another image's input: leave it out of the count.
+      const skip = new Set(b.failed.map((f) => f.slot));
+      const rows: number[] = [];
+      for (let i = 0; i < count; i++) if (!skip.has(i)) rows.push(i);
+      const picked = new Float32Array(rows.length * opts.classes);
+      rows.forEach((row, j) =>
+        picked.set(scores.subarray(row * opts.classes, (row + 1) * opts.classes), j * opts.classes),
+      );
+      const errors = topKErrors(
+        picked,
+        rows.map((row) => b.labels[row]),
+        opts.classes,
+        [1, 5],
+      );
+      wrong[0] += errors.wrong[0];
+      wrong[1] += errors.wrong[1];
+      counted += rows.length;
+    }
+    const n = Math.max(1, counted);
+    return { top1: wrong[0] / n, top5: wrong[1] / n, count: counted };
+  }
+
+  function report(): string[] {
+    // Flat lines under the runner's "data:" heading; the root is named once, in the description.
+    const lines = folderWarnings(index, stats.unreadable).flatMap((d) => [
+      d.message.replace(/^image folder `[^`]*`: /, ""),
+      ...d.notes.map((n) => `  ${n}`),
+      ...(d.help ? [`  help: ${d.help}`] : []),
+    ]);
+    const conversions = Object.entries(stats.conversions) as [Conversion, number][];
+    if (conversions.length > 0)
+      lines.push(`converted while decoding: ${conversions.map(([what, n]) => `${n} ${what}`).join(", ")}`);
+    if (failures.length > 0) {
+      const named = [...new Map(failures.map((f) => [f.path, f])).values()];
+      lines.push(
+        `${failures.length} load(s) failed during the run (files changed after the statistics pass) and were replaced by another image of the same batch:`,
+        ...named.slice(0, 5).map((f) => `  ${f.path}: ${f.detail ?? ""}`),
+        ...(named.length > 5 ? [`  … and ${named.length - 5} more files`] : []),
+      );
+    }
+    return lines;
+  }
+
+  return {
+    description: `image folder ${index.root}`,
+    classes: index.classes,
+    trainCount: train.length,
+    valCount: val.length,
+    finalEvaluations: [
+      { label: "val (centre crop)", set: "val", views: "centre" },
+      { label: "val (ten crops)", set: "val", views: "ten-crop" },
+    ],
+    batches,
+    evaluate,
+    report,
+    writeInferenceFiles(dir: string) {
+      if (cachePath) fs.copyFileSync(cachePath, path.join(dir, INFERENCE_STATS_FILE));
+    },
+    close: () => loader.close(),
+  };
+}
+
+/**
+ * Scores per image: the logits of a single view, or the mean of the views' softmax outputs (the
+ * paper's ten-crop average).
+ */
+async function averagedScores(
+  classify: Classify,
+  views: Float32Array[],
+  classes: number,
+): Promise<Float32Array> {
+  if (views.length === 1) return classify(views[0]);
+  let sum: Float32Array | undefined;
+  for (const v of views) {
+    const probs = softmaxRows(await classify(v), classes);
+    if (!sum) sum = probs;
+    else for (let i = 0; i < sum.length; i++) sum[i] += probs[i];
+  }
+  for (let i = 0; i < sum!.length; i++) sum![i] /= views.length;
+  return sum!;
+}
+
+export function softmaxRows(logits: Float32Array, classes: number): Float32Array {
+  const out = new Float32Array(logits.length);
+  for (let row = 0; row < logits.length; row += classes) {
+    let max = -Infinity;
+    for (let c = 0; c < classes; c++) max = Math.max(max, logits[row + c]);
+    let sum = 0;
+    for (let c = 0; c < classes; c++) sum += out[row + c] = Math.exp(logits[row + c] - max);
+    for (let c = 0; c < classes; c++) out[row + c] /= sum;
+  }
+  return out;
+}

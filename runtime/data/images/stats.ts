@@ -1,0 +1,425 @@
+// The training set's statistics at the preprocessed size, computed once and cached next to the data:
+// the mean image the paper subtracts (§2), the per-channel mean, and the RGB covariance whose
+// eigenvectors and eigenvalues drive its PCA lighting augmentation (§4.1). The same pass decodes
+// every val image too, so a file that does not decode is found once, before training, not mid-epoch.
+//
+// Precision and determinism: pixels are integers, so every sum is kept as an exact integer: per
+// pixel position in an f64 (≤ 255 × images, exact below 2^53) and the channel sums and sums of
+// products as BigInts (ILSVRC-2012's Σ r·g is about 5·10^15, too near 2^53 for an f64 to stay exact
+// on larger sets). The covariance then comes from (M·Σxy − Σx·Σy) / M², computed exactly before one
+// rounding, so there is no catastrophic cancellation, and since integer sums do not depend on order,
+// the statistics are bit-identical however the concurrent decodes happen to finish.
+//
+// The covariance is the population covariance over all M = images × size² pixels (÷M, not ÷(M−1)).
+// Every returned number is rounded to f32, the precision the cache stores, so a run that computed the
+// statistics and a run that read them back see the same values.
+import { createHash } from "node:crypto";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { DiagnosticError, diag, type Diagnostic } from "../../../compiler/diagnostics.ts";
+import { replaceFileAtomically } from "../../durable.ts";
+import { encodeSafetensors, readSafetensorsFile, type TensorF32 } from "../../safetensors.ts";
+import { ImageDecodeError, decodeImage } from "./decode.ts";
+import type { Conversion, FolderIndex, ImageStats, SkippedFile } from "./types.ts";
+
+type Vec3 = [number, number, number];
+
+/** Running sums over training images; plain data, so workers can fill their own and merge them. */
+export interface StatsAccumulator {
+  size: number;
+  count: number;
+  /** 3 × size × size, CHW: per position and channel, the sum over images (exact integers). */
+  pixelSum: Float64Array;
+  /** Σr, Σg, Σb over all pixels. */
+  channelSum: [bigint, bigint, bigint];
+  /** Σrr, Σrg, Σrb, Σgg, Σgb, Σbb over all pixels. */
+  productSum: bigint[];
+}
+
+/** The channel pairs of `productSum`, in order. */
+const PRODUCT_ROW = [0, 0, 0, 1, 1, 2];
+const PRODUCT_COL = [0, 1, 2, 1, 2, 2];
+
+export function createStatsAccumulator(size: number): StatsAccumulator {
+  if (!Number.isInteger(size) || size < 1) throw new RangeError(`size must be an integer ≥ 1, got ${size}`);
+  return {
+    size,
+    count: 0,
+    pixelSum: new Float64Array(3 * size * size),
+    channelSum: [0n, 0n, 0n],
+    productSum: [0n, 0n, 0n, 0n, 0n, 0n],
+  };
+}
+
+/** Adds one decoded image (size × size × 3 bytes, HWC) to `acc`. */
+export function accumulateImage(acc: StatsAccumulator, pixels: Uint8Array): void {
+  const plane = acc.size * acc.size;
+  if (pixels.length !== 3 * plane)
+    throw new RangeError(`an image of size ${acc.size} has ${3 * plane} bytes, got ${pixels.length}`);
+  const sum = acc.pixelSum;
+  // Per image every sum is an integer below 2^53 (65536 pixels × 255² ≈ 4·10^9), so numbers are exact.
+  const s = new Float64Array(9); // Σr Σg Σb Σrr Σrg Σrb Σgg Σgb Σbb
+  for (let p = 0, i = 0; p < plane; p++, i += 3) {
+    const r = pixels[i];
+    const g = pixels[i + 1];
+    const b = pixels[i + 2];
+    sum[p] += r;
+    sum[plane + p] += g;
+    sum[2 * plane + p] += b;
+    s[0] += r;
+    s[1] += g;
+    s[2] += b;
+    s[3] += r * r;
+    s[4] += r * g;
+    s[5] += r * b;
+    s[6] += g * g;
+    s[7] += g * b;
+    s[8] += b * b;
+  }
+  for (let c = 0; c < 3; c++) acc.channelSum[c] += BigInt(s[c]);
+  for (let k = 0; k < 6; k++) acc.productSum[k] += BigInt(s[3 + k]);
+  acc.count++;
+}
+
+/** Adds `from`'s sums into `into` (same size). */
+export function mergeStatsAccumulators(into: StatsAccumulator, from: StatsAccumulator): void {
+  if (into.size !== from.size) throw new RangeError(`cannot merge sizes ${into.size} and ${from.size}`);
+  for (let i = 0; i < into.pixelSum.length; i++) into.pixelSum[i] += from.pixelSum[i];
+  for (let c = 0; c < 3; c++) into.channelSum[c] += from.channelSum[c];
+  for (let k = 0; k < 6; k++) into.productSum[k] += from.productSum[k];
+  into.count += from.count;
+}
+
+/** The statistics of the accumulated images; needs at least one. */
+export function finishStats(
+  acc: StatsAccumulator,
+  extras: {
+    fileListHash: string;
+    unreadable?: SkippedFile[];
+    conversions?: Partial<Record<Conversion, number>>;
+  },
+): ImageStats {
+  if (acc.count === 0) throw new RangeError("statistics need at least one image");
+  const f = Math.fround;
+  const meanImage = new Float32Array(acc.pixelSum.length);
+  for (let i = 0; i < meanImage.length; i++) meanImage[i] = acc.pixelSum[i] / acc.count;
+  const m = BigInt(acc.count) * BigInt(acc.size * acc.size);
+  const mm = Number(m) * Number(m);
+  const s = acc.channelSum;
+  const covariance = new Array<number>(9);
+  for (let k = 0; k < 6; k++) {
+    const [i, j] = [PRODUCT_ROW[k], PRODUCT_COL[k]];
+    const c = Number(m * acc.productSum[k] - s[i] * s[j]) / mm;
+    covariance[3 * i + j] = covariance[3 * j + i] = c;
+  }
+  const { values, vectors } = symmetricEigen3(covariance);
+  return {
+    size: acc.size,
+    count: acc.count,
+    fileListHash: extras.fileListHash,
+    meanImage,
+    channelMean: s.map((x) => f(Number(x) / Number(m))) as Vec3,
+    covariance: covariance.map(f),
+    eigenvalues: values.map(f) as Vec3,
+    eigenvectors: vectors.map((v) => v.map(f) as Vec3),
+    unreadable: extras.unreadable ?? [],
+    conversions: extras.conversions ?? {},
+  };
+}
+
+// ---- eigen-decomposition ------------------------------------------------------------------------
+
+/**
+ * Eigenvalues (descending) and unit eigenvectors (rows) of a symmetric 3 × 3 matrix given row-major,
+ * by cyclic Jacobi rotations: for 3 × 3 it converges in a handful of sweeps to full precision and,
+ * unlike the closed-form cubic, stays accurate for repeated eigenvalues. Each vector's sign is fixed
+ * so that its largest component (the first, among equals) is positive, so a result is reproducible.
+ */
+export function symmetricEigen3(m: readonly number[]): { values: Vec3; vectors: Vec3[] } {
+  if (m.length !== 9 || !m.every(Number.isFinite))
+    throw new RangeError("symmetricEigen3 needs 9 finite numbers");
+  const scale = Math.max(...m.map(Math.abs));
+  for (let r = 0; r < 3; r++) {
+    const [i, j] = [UPPER_ROW[r], UPPER_COL[r]];
+    if (Math.abs(m[3 * i + j] - m[3 * j + i]) > 1e-9 * scale) {
+      throw new RangeError(`matrix is not symmetric at (${i}, ${j})`);
+    }
+  }
+  const a = [0, 1, 2].map((i) => [0, 1, 2].map((j) => (m[3 * i + j] + m[3 * j + i]) / 2));
+  const v = [0, 1, 2].map((i) => [0, 1, 2].map((j) => (i === j ? 1 : 0)));
+  for (let sweep = 0; sweep < 64; sweep++) {
+    const off = a[0][1] ** 2 + a[0][2] ** 2 + a[1][2] ** 2;
+    const diag = a[0][0] ** 2 + a[1][1] ** 2 + a[2][2] ** 2;
+    if (off === 0 || off <= 1e-36 * diag) break;
+    for (let r = 0; r < 3; r++) {
+      const [p, q] = [UPPER_ROW[r], UPPER_COL[r]];
+      if (a[p][q] === 0) continue;
+      // The rotation that zeroes a[p][q] (Numerical Recipes §11.1, the smaller angle): a ← Jᵀ a J, v ← v J.
+      const theta = (a[q][q] - a[p][p]) / (2 * a[p][q]);
+      const t = (theta >= 0 ? 1 : -1) / (Math.abs(theta) + Math.sqrt(theta * theta + 1));
+      const c = 1 / Math.sqrt(t * t + 1);
+      const s = t * c;
+      for (const row of a) rotate(row, p, q, c, s);
+      for (let k = 0; k < 3; k++) [a[p][k], a[q][k]] = [c * a[p][k] - s * a[q][k], s * a[p][k] + c * a[q][k]];
+      for (const row of v) rotate(row, p, q, c, s);
+    }
+  }
+  const order = [0, 1, 2].sort((x, y) => a[y][y] - a[x][x] || x - y);
+  const vectors = order.map((j) => {
+    const col: Vec3 = [v[0][j], v[1][j], v[2][j]];
+    const big = Math.max(...col.map(Math.abs));
+    const lead = col.find((x) => Math.abs(x) >= big * (1 - 1e-9))!;
+    return (lead < 0 ? col.map((x) => -x) : col) as Vec3;
+  });
+  return { values: order.map((j) => a[j][j]) as Vec3, vectors };
+}
+
+const UPPER_ROW = [0, 0, 1];
+const UPPER_COL = [1, 2, 2];
+
+/** Columns p and q of one row times the plane rotation [[c, s], [−s, c]]. */
+function rotate(row: number[], p: number, q: number, c: number, s: number): void {
+  [row[p], row[q]] = [c * row[p] - s * row[q], s * row[p] + c * row[q]];
+}
+
+// ---- the file list hash and the cache -----------------------------------------------------------
+
+const CACHE_FORMAT = "alexc-image-stats-1";
+
+/**
+ * sha256 over the sorted train and val paths with each file's byte size and mtime, and `size`:
+ * adding, removing or rewriting any file gives another hash. A file that cannot be stat'ed hashes
+ * as missing (its decode will fail and list it as unreadable).
+ */
+export function fileListHash(index: FolderIndex, size: number): string {
+  const hash = createHash("sha256").update(`${CACHE_FORMAT}\nsize ${size}\n`);
+  const paths = [...index.train, ...index.val].map((e) => e.path).sort();
+  for (const p of paths) {
+    let stamp = "missing";
+    try {
+      const s = fs.statSync(path.join(index.root, p), { bigint: true });
+      stamp = `${s.size} ${s.mtimeNs}`;
+    } catch {
+      // stays "missing"
+    }
+    hash.update(`${p}\0${stamp}\n`);
+  }
+  return hash.digest("hex");
+}
+
+/** Where the statistics are cached by default: next to the data. */
+export function defaultStatsCachePath(root: string, size: number): string {
+  return path.join(root, `.alexc-stats-${size}.safetensors`);
+}
+
+/** Where they go when the data's folder cannot be written: the user's cache, keyed by the hash. */
+export function fallbackStatsCachePath(hash: string): string {
+  const xdg = process.env.XDG_CACHE_HOME;
+  const base = xdg !== undefined && path.isAbsolute(xdg) ? xdg : path.join(os.homedir(), ".cache");
+  return path.join(base, "alexc", "datasets", `${hash}.safetensors`);
+}
+
+/**
+ * Reads statistics that loadOrComputeStats wrote (or a copy of them, such as the one a training run
+ * keeps beside its checkpoints), whatever data they came from; they must be for `size`. Throws AX4006
+ * naming the file when it is not such a file.
+ */
+export function readStatsFile(file: string, size: number): ImageStats {
+  try {
+    return parseStats(file, size);
+  } catch (error) {
+    if (error instanceof DiagnosticError) throw error;
+    throw new DiagnosticError(
+      diag("AX4006", { file: `\`${file}\``, problem: (error as Error).message }, undefined),
+    );
+  }
+}
+
+/** The cached statistics in `file` if it holds them for this hash and size; else "absent", "stale" or why not. */
+function readCache(file: string, hash: string, size: number): ImageStats | string {
+  if (!fs.existsSync(file)) return "absent";
+  try {
+    const stats = parseStats(file, size);
+    return stats.fileListHash === hash ? stats : "stale";
+  } catch (error) {
+    return error instanceof DiagnosticError ? error.diagnostics[0].message : (error as Error).message;
+  }
+}
+
+function parseStats(file: string, size: number): ImageStats {
+  const { tensors, metadata } = readSafetensorsFile(file, "input");
+  if (metadata.format !== CACHE_FORMAT) {
+    throw new Error(
+      `is not alexc image statistics (format \`${metadata.format}\`, expected \`${CACHE_FORMAT}\`)`,
+    );
+  }
+  if (metadata.size !== String(size)) {
+    throw new Error(`holds statistics at size ${metadata.size}, not ${size}`);
+  }
+  const tensor = (name: string, shape: number[]): Float32Array => {
+    const t = tensors.get(name);
+    if (t === undefined || t.shape.join() !== shape.join()) {
+      throw new Error(`tensor \`${name}\` is missing or not [${shape.join(", ")}]`);
+    }
+    if (!t.data.every(Number.isFinite)) throw new Error(`tensor \`${name}\` holds a non-finite value`);
+    return t.data;
+  };
+  const count = Number(metadata.count);
+  if (!Number.isInteger(count) || count < 1)
+    throw new Error(`count \`${metadata.count}\` is not a positive integer`);
+  if (typeof metadata.hash !== "string") throw new Error("has no file-list hash");
+  const unreadable = JSON.parse(metadata.unreadable ?? "null") as SkippedFile[];
+  const conversions = JSON.parse(metadata.conversions ?? "null") as Partial<Record<Conversion, number>>;
+  if (!Array.isArray(unreadable) || typeof conversions !== "object" || conversions === null) {
+    throw new Error("its `unreadable` or `conversions` metadata is not a list or a record");
+  }
+  const vectors = tensor("eigenvectors", [3, 3]);
+  return {
+    size,
+    count,
+    fileListHash: metadata.hash,
+    meanImage: new Float32Array(tensor("mean_image", [3, size, size])),
+    channelMean: [...tensor("channel_mean", [3])] as Vec3,
+    covariance: [...tensor("covariance", [3, 3])],
+    eigenvalues: [...tensor("eigenvalues", [3])] as Vec3,
+    eigenvectors: [0, 1, 2].map((i) => [...vectors.subarray(3 * i, 3 * i + 3)] as Vec3),
+    unreadable,
+    conversions,
+  };
+}
+
+function encodeStats(stats: ImageStats): Uint8Array {
+  const t = (shape: number[], data: ArrayLike<number>): TensorF32 => ({
+    shape,
+    data: Float32Array.from(data),
+  });
+  const tensors = new Map<string, TensorF32>([
+    ["mean_image", { shape: [3, stats.size, stats.size], data: stats.meanImage }],
+    ["channel_mean", t([3], stats.channelMean)],
+    ["covariance", t([3, 3], stats.covariance)],
+    ["eigenvalues", t([3], stats.eigenvalues)],
+    ["eigenvectors", t([3, 3], stats.eigenvectors.flat())],
+  ]);
+  return encodeSafetensors(tensors, {
+    format: CACHE_FORMAT,
+    hash: stats.fileListHash,
+    size: String(stats.size),
+    count: String(stats.count),
+    unreadable: JSON.stringify(stats.unreadable),
+    conversions: JSON.stringify(stats.conversions),
+  });
+}
+
+// ---- the pass -------------------------------------------------------------------------------------
+
+export interface StatsOptions {
+  size: number;
+  /** Default: defaultStatsCachePath(root, size); the user's cache when that cannot be written. */
+  cacheFile?: string;
+  /** Called after each decoded file (train and val), and once with 0 at the start. */
+  progress?: (done: number, total: number) => void;
+  /** Decodes in flight; default twice the cores (libuv's threadpool bounds the real parallelism). */
+  concurrency?: number;
+}
+
+export interface StatsResult {
+  stats: ImageStats;
+  cached: boolean;
+  /** Where the statistics were read from or written to; "" when neither place could be written. */
+  cachePath: string;
+  /** AX4106: a damaged cache recomputed, the fallback cache used, or no cache written, and why. */
+  warnings: Diagnostic[];
+}
+
+/** Reads the statistics from the cache, or computes them over the folder and caches them. */
+export async function loadOrComputeStats(index: FolderIndex, opts: StatsOptions): Promise<StatsResult> {
+  const { size } = opts;
+  const root = `\`${index.root}\``;
+  const warnings: Diagnostic[] = [];
+  const hash = fileListHash(index, size);
+  const primary = path.resolve(opts.cacheFile ?? defaultStatsCachePath(index.root, size));
+  const fallback = fallbackStatsCachePath(hash);
+  for (const file of [primary, fallback]) {
+    const found = readCache(file, hash, size);
+    if (typeof found !== "string") return { stats: found, cached: true, cachePath: file, warnings };
+    if (found !== "absent" && found !== "stale") {
+      const problem = `the statistics cache \`${file}\` cannot be used (${found}); computing the statistics again`;
+      warnings.push(diag("AX4106", { root, problem }, undefined));
+    }
+  }
+
+  const stats = await computeStats(index, size, hash, opts);
+  const bytes = encodeStats(stats);
+  try {
+    replaceFileAtomically(primary, bytes);
+    return { stats, cached: false, cachePath: primary, warnings };
+  } catch (first) {
+    const why = ioReason(first);
+    try {
+      fs.mkdirSync(path.dirname(fallback), { recursive: true });
+      replaceFileAtomically(fallback, bytes);
+      const problem = `cannot write the statistics cache \`${primary}\` (${why}); cached them in \`${fallback}\` instead`;
+      warnings.push(diag("AX4106", { root, problem }, undefined));
+      return { stats, cached: false, cachePath: fallback, warnings };
+    } catch (second) {
+      const problem = `cannot write the statistics cache to \`${primary}\` (${why}) or \`${fallback}\` (${ioReason(second)}); they will be computed again next time`;
+      warnings.push(diag("AX4106", { root, problem }, undefined));
+      return { stats, cached: false, cachePath: "", warnings };
+    }
+  }
+}
+
+async function computeStats(index: FolderIndex, size: number, hash: string, opts: StatsOptions) {
+  const jobs = [
+    ...index.train.map((e) => ({ path: e.path, train: true })),
+    ...index.val.map((e) => ({ path: e.path, train: false })),
+  ];
+  const total = jobs.length;
+  const acc = createStatsAccumulator(size);
+  const unreadable: SkippedFile[] = [];
+  const conversions: Partial<Record<Conversion, number>> = {};
+  const concurrency = Math.max(1, Math.min(total, opts.concurrency ?? 2 * os.availableParallelism()));
+  let next = 0;
+  let done = 0;
+  opts.progress?.(0, total);
+  // Each runner takes the next file when its decode finishes, so `concurrency` decodes stay in flight.
+  const runner = async (): Promise<void> => {
+    while (next < total) {
+      const job = jobs[next++];
+      try {
+        const image = await decodeImage(path.join(index.root, job.path), size);
+        for (const c of image.conversions) conversions[c] = (conversions[c] ?? 0) + 1;
+        if (job.train) accumulateImage(acc, image.pixels);
+      } catch (error) {
+        if (!(error instanceof ImageDecodeError)) throw error;
+        unreadable.push({ path: job.path, reason: "unreadable", detail: error.reason });
+      }
+      opts.progress?.(++done, total);
+    }
+  };
+  await Promise.all(Array.from({ length: concurrency }, runner));
+  unreadable.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+
+  if (acc.count === 0) {
+    const shown = unreadable.slice(0, 5).map((f) => `${f.path}: ${f.detail}`);
+    throw new DiagnosticError(
+      diag(
+        "AX4105",
+        { root: `\`${index.root}\``, problem: `none of its ${index.train.length} training images decodes` },
+        undefined,
+        { notes: shown, help: "check that train/ holds JPEG or PNG photos (and that alexc may read them)" },
+      ),
+    );
+  }
+  return finishStats(acc, { fileListHash: hash, unreadable, conversions: sortedKeys(conversions) });
+}
+
+/** Keys in a fixed order, so the cached JSON does not depend on which decode finished first. */
+function sortedKeys(counts: Partial<Record<Conversion, number>>): Partial<Record<Conversion, number>> {
+  return Object.fromEntries(Object.entries(counts).sort(([a], [b]) => (a < b ? -1 : 1)));
+}
+
+function ioReason(error: unknown): string {
+  return (error as NodeJS.ErrnoException).code ?? (error as Error).message;
+}

@@ -42,7 +42,7 @@ import { lowerTrainingHybrid } from "${root}/compiler/lower-hybrid.ts";
 import { planSchema, type CompiledPlan } from "${root}/compiler/plan.ts";
 import { renderDiagnostics } from "${root}/compiler/render.ts";
 import { DEFAULT_FASHION_MNIST_DIR } from "${root}/runtime/data/fashion-mnist.ts";
-import { DataUsageError, openTrainingData, type EvalViews, type TrainingData } from "${root}/runtime/data/source.ts";
+import { DataUsageError, openTrainingData, type TrainingData } from "${root}/runtime/data/source.ts";
 import { replaceFileAtomically } from "${root}/runtime/durable.ts";
 import { firstConvKernels, kernelGridPng } from "${root}/runtime/train/kernels-figure.ts";
 import { closeDevices, openDevices, type OpenDevice } from "${root}/runtime/devices.ts";
@@ -54,7 +54,7 @@ import { EpochProgress } from "${root}/runtime/train/progress.ts";
 import { Rng, RngStreams } from "${root}/runtime/train/rng.ts";
 import { createSchedule } from "${root}/runtime/train/schedule.ts";
 import { createPlacedTrainer } from "${root}/runtime/placed.ts";
-import { createTrainer, type Trainer } from "${root}/runtime/trainer.ts";
+import { createTrainer } from "${root}/runtime/trainer.ts";
 import { withMemoryPlan } from "${root}/compiler/memory-bind.ts";
 import { adapterKey, autotune, collectTunables, loadTuning, saveTuning } from "${root}/runtime/autotune.ts";
 

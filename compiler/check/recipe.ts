@@ -181,6 +181,7 @@ function readSection(
   which: "train" | "data",
   specs: Record<string, EntrySpec>,
   out: Diagnostic[],
+  given?: Set<string>,
 ): Map<string, { value: unknown; span: Span }> {
   const values = new Map<string, { value: unknown; span: Span }>();
   const scope = newScope();
@@ -199,6 +200,7 @@ function readSection(
         continue;
       }
       seen.set(key, entry);
+      given?.add(key);
       const spec = Object.hasOwn(specs, key) ? specs[key] : undefined;
       if (!spec) {
         out.push(
@@ -237,7 +239,8 @@ export function checkRecipe(
   out: Diagnostic[],
 ): { recipe: Recipe; data: DataSpec } {
   const t = readSection(sections, "train", trainEntries, out);
-  const d = readSection(sections, "data", dataEntries, out);
+  const givenData = new Set<string>();
+  const d = readSection(sections, "data", dataEntries, out, givenData);
   const get = <T>(m: Map<string, { value: unknown }>, key: string, fallback: T): T =>
     (m.get(key)?.value as T | undefined) ?? fallback;
   let schedule = get<LrSchedule>(t, "schedule", defaultRecipe.schedule);
@@ -256,7 +259,7 @@ export function checkRecipe(
     devices: get(t, "devices", defaultRecipe.devices),
     placement: get(t, "placement", defaultRecipe.placement),
   };
-  const data = readData(d, graph, out);
+  const data = readData(d, givenData, graph, out);
   // Named dropout layers must be dropout layers of this network.
   const dropoutEntry = t.get("dropout");
   if (graph && dropoutEntry && recipe.dropout) {
@@ -280,12 +283,15 @@ export function checkRecipe(
 
 function readData(
   d: Map<string, { value: unknown; span: Span }>,
+  given: Set<string>,
   graph: Graph | undefined,
   out: Diagnostic[],
 ): DataSpec {
   const get = <T>(key: string, fallback: T): T => (d.get(key)?.value as T | undefined) ?? fallback;
   const dataset = get<DataSpec["dataset"]>("dataset", "fashion_mnist");
-  for (const [key, entry] of d) {
+  // A `dataset` already reported as invalid leaves no basis for judging the other keys.
+  const datasetInvalid = given.has("dataset") && !d.has("dataset");
+  for (const [key, entry] of datasetInvalid ? [] : d) {
     if (dataKeysOf[dataset].includes(key)) continue;
     const other = dataset === "image_folder" ? "fashion_mnist" : "image_folder";
     out.push(

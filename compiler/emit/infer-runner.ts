@@ -76,43 +76,70 @@ function classNames(run: string): readonly string[] | undefined {
 
 class UsageError extends Error {}
 
-interface Inputs {
+/** Inputs are classified this many at a time: one plan, bounded memory, however many files. */
+const CHUNK = 16;
+
+interface Chunk {
   names: string[];
-  /** One N × C × H × W array per view; the views' softmax outputs are averaged. */
+  /** One names.length × C × H × W array per view; the views' softmax outputs are averaged. */
   views: Float32Array[];
 }
 
-async function readInputs(values: Record<string, unknown>, positionals: string[], run: string): Promise<Inputs> {
+/** The inputs the command line names, CHUNK at a time, and how many there are in all. */
+function readInputs(values: Record<string, unknown>, positionals: string[], run: string): { total: number; chunks: AsyncGenerator<Chunk> } {
+  const per = NETWORK.input.reduce((a, b) => a * b, 1);
+  const slices = (names: string[], data: Float32Array) =>
+    (async function* () {
+      for (let i = 0; i < names.length; i += CHUNK) yield { names: names.slice(i, i + CHUNK), views: [data.subarray(i * per, Math.min(names.length, i + CHUNK) * per)] };
+    })();
   if (typeof values.input === "string") {
+    if (values["ten-crop"]) throw new UsageError("--ten-crop cuts image files; --input tensors are classified as they are");
     const x = readSafetensors(values.input, "input").get("input");
     if (!x) throw new UsageError(\`\${values.input} has no tensor \\\`input\\\`\`);
-    return { names: Array.from({ length: x.shape[0] }, (_, i) => \`\${values.input}[\${i}]\`), views: [x.data] };
+    return { total: x.shape[0], chunks: slices(Array.from({ length: x.shape[0] }, (_, i) => \`\${values.input}[\${i}]\`), x.data) };
   }
   if (DATA.dataset === "image_folder") {
+    if (values["test-images"] !== undefined || values.data !== undefined)
+      throw new UsageError("--test-images and --data are for Fashion-MNIST networks; give image files");
+    if (positionals.length === 0) throw new UsageError("give one or more image files, or --input");
     const statsFile = join(run, INFERENCE_STATS_FILE);
     if (!existsSync(statsFile)) throw new UsageError(\`\${statsFile} is missing: the training run writes it next to its checkpoints\`);
     const stats = readStatsFile(statsFile, DATA.resize);
     const crop = NETWORK.input[1];
     const views = values["ten-crop"] ? tenCropViews(DATA.resize, crop) : [centreView(DATA.resize, crop)];
     const mean = { mode: DATA.mean, image: stats.meanImage, channel: stats.channelMean };
-    const loaded = await imageFilesToInputs(positionals, { size: DATA.resize, crop, mean, views });
-    for (const f of loaded.failed) console.error(\`error: \${f.message}\`);
-    if (loaded.failed.length > 0 && loaded.files.length === 0) throw new UsageError("no image could be read");
-    return { names: loaded.files, views: loaded.views };
+    const chunks = (async function* () {
+      for (let i = 0; i < positionals.length; i += CHUNK) {
+        const loaded = await imageFilesToInputs(positionals.slice(i, i + CHUNK), { size: DATA.resize, crop, mean, views });
+        for (const f of loaded.failed) console.error(\`error: \${f.message}\`);
+        if (loaded.files.length > 0) yield { names: loaded.files, views: loaded.views };
+      }
+    })();
+    return { total: positionals.length, chunks };
   }
+  if (positionals.length > 0) throw new UsageError("this network was trained on Fashion-MNIST: give --test-images or --input");
   if (typeof values["test-images"] !== "string") throw new UsageError("give --test-images or --input");
   const test = loadFashionMnist(typeof values.data === "string" ? values.data : DEFAULT_FASHION_MNIST_DIR).test;
   const indices = values["test-images"].split(",").map((s) => Number(s.trim()));
   const bad = indices.find((i) => !Number.isInteger(i) || i < 0 || i >= test.count);
   if (bad !== undefined) throw new UsageError(\`--test-images: \${bad} is not an index in 0..\${test.count - 1}\`);
-  const images = new Float32Array(indices.length * test.rows * test.cols);
+  const images = new Float32Array(indices.length * per);
   toFloatBatch(test, indices, images, { mean: FASHION_MNIST_MEAN, std: FASHION_MNIST_STD });
-  return { names: indices.map((i) => \`test image \${i} (label: \${FASHION_MNIST_CLASSES[test.labels[i]]})\`), views: [images] };
+  return { total: indices.length, chunks: slices(indices.map((i) => \`test image \${i} (label: \${FASHION_MNIST_CLASSES[test.labels[i]]})\`), images) };
+}
+
+/** \`data\` (count inputs) repeated at its last input up to \`batch\` inputs of \`per\` values. */
+function padded(data: Float32Array, count: number, batch: number, per: number): Float32Array {
+  if (count === batch) return data;
+  const out = new Float32Array(batch * per);
+  out.set(data.subarray(0, count * per));
+  for (let i = count; i < batch; i++) out.copyWithin(i * per, (count - 1) * per, count * per);
+  return out;
 }
 
 async function main(): Promise<number> {
   const { values, positionals } = parseArgs({
-    allowPositionals: DATA.dataset === "image_folder",
+    allowPositionals: true,
     options: {
       checkpoint: { type: "string" },
       input: { type: "string" },
@@ -131,31 +158,40 @@ async function main(): Promise<number> {
   const top = Math.max(1, Math.min(NETWORK.classes, Number(values.top ?? 5) || 5));
   const { weights: file, run } = checkpointFiles(values.checkpoint ?? join(HERE, "runs", NETWORK.name));
   const weights = new Map([...readSafetensors(file, "weights")].map(([name, t]) => [name, t.data]));
-  const { names, views } = await readInputs(values, positionals, run);
+  const { total, chunks } = readInputs(values, positionals, run);
   const labels = classNames(run);
+  const per = NETWORK.input.reduce((a, b) => a * b, 1);
 
-  const batch = names.length;
+  const batch = Math.min(CHUNK, total);
+  let failed = 0;
   const [dev] = await openDevices({ count: 1 });
   try {
     const compiled = lower(graph, { batch, maxBindingBytes: dev.maxBindingBytes, source: ${json(ctx.source)}, compilerVersion: ${json(ctx.version)} });
     const executor = await createExecutor(dev, compiled);
     executor.uploadParams(weights, file);
-    const probs = new Float32Array(batch * NETWORK.classes);
-    for (const images of views) {
-      executor.writeInput(graph.inputs[0].name, images);
-      const p = softmaxRows((await executor.run()).logits, NETWORK.classes);
-      for (let i = 0; i < probs.length; i++) probs[i] += p[i] / views.length;
+    let shown = 0;
+    for await (const { names, views } of chunks) {
+      const probs = new Float32Array(batch * NETWORK.classes);
+      for (const images of views) {
+        executor.writeInput(graph.inputs[0].name, padded(images, names.length, batch, per));
+        const p = softmaxRows((await executor.run()).logits, NETWORK.classes);
+        for (let i = 0; i < probs.length; i++) probs[i] += p[i] / views.length;
+      }
+      for (let n = 0; n < names.length; n++) {
+        const row = Array.from(probs.subarray(n * NETWORK.classes, (n + 1) * NETWORK.classes));
+        const ranked = row.map((p, c) => ({ c, p })).sort((a, b) => b.p - a.p).slice(0, top);
+        console.log(names[n]);
+        for (const { c, p } of ranked) console.log(\`  \${(p * 100).toFixed(1).padStart(5)} %  \${labels?.[c] ?? \`class \${c}\`}\`);
+      }
+      shown += names.length;
     }
-    for (let n = 0; n < batch; n++) {
-      const row = Array.from(probs.subarray(n * NETWORK.classes, (n + 1) * NETWORK.classes));
-      const ranked = row.map((p, c) => ({ c, p })).sort((a, b) => b.p - a.p).slice(0, top);
-      console.log(names[n]);
-      for (const { c, p } of ranked) console.log(\`  \${(p * 100).toFixed(1).padStart(5)} %  \${labels?.[c] ?? \`class \${c}\`}\`);
-    }
-    return 0;
+    failed = total - shown;
   } finally {
     closeDevices([dev]);
   }
+  // Files that could not be read were named as they came; say it once more in the status.
+  if (failed > 0 && failed === total) throw new UsageError("no image could be read");
+  return failed > 0 ? 1 : 0;
 }
 
 try {

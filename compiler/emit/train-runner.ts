@@ -271,7 +271,7 @@ async function trainOn(graph: Graph, data: TrainingData, opt: Options): Promise<
     const compiled = opt.autotune ? await tunedPlan(graph, opt, maxBindingBytes, devices[0]) : loadPlan(graph, opt, maxBindingBytes);
     // What the checkpoints' weights mean; tiles, placement and the memory plan change how, not what.
     const { epochs: _epochs, devices: _devices, placement: _placement, evalEvery: _evalEvery, ...recipe } = RECIPE;
-    const planHash = trainingIdentity({ graph, recipe: { ...recipe, batch: opt.batch, lr: opt.lr }, data: DATA, dropout: ACTIVE_DROPOUT });
+    const planHash = trainingIdentity({ graph, recipe: { ...recipe, batch: opt.batch, lr: opt.lr }, data: DATA, dropout: ACTIVE_DROPOUT, files: data.identity });
     const limits = { maxBindingBytes, maxBufferBytes: Math.min(...devices.map((d) => d.maxBufferBytes)) };
     const placedPlan = opt.reuseMemory ? withMemoryPlan(compiled, limits) : compiled;
     const trainer = devices.length > 1 ? await createPlacedTrainer(devices, placedPlan) : await createTrainer(devices[0], placedPlan);

@@ -60,6 +60,11 @@ export interface TrainingData {
   readonly finalEvaluations: readonly { label: string; set: "val" | "test"; views: EvalViews }[];
   batches(request: EpochRequest): AsyncIterable<Batch>;
   evaluate(classify: Classify, set: "val" | "test", batch: number, views?: EvalViews): Promise<Evaluation>;
+  /**
+   * What, beyond the data section, fixes the examples a resumed run sees (an image folder's file
+   * list); part of the checkpoints' training identity. Undefined for a dataset that cannot change.
+   */
+  readonly identity?: string;
   /** Writes what infer.ts needs besides the weights (an image folder's mean image), into `dir`. */
   writeInferenceFiles?(dir: string): void;
   /** Lines for the end of the run: files skipped or converted, with counts and the first few named. */

@@ -304,6 +304,12 @@ const bad: BadCase[] = [
     where: "4",
   },
   {
+    name: "an unknown dataset is one error, not one per key of the other dataset",
+    src: base("c1 = relu(image)" + tail) + "data { dataset: imagenet\n resize: 256\n lighting: 0.1 }",
+    code: "AX2004",
+    where: "imagenet",
+  },
+  {
     name: "an image folder whose images are smaller than the network's input",
     src: base("c1 = relu(image)" + tail) + "data { dataset: image_folder\n resize: 28 }",
     code: "AX2032",

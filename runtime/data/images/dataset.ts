@@ -4,10 +4,12 @@
 // paper's evaluation — top-1/top-5 with the central crop, or the ten-crop average of softmax outputs.
 //
 // A folder without val/ gives up `validation` training images to validation: a fixed choice (seed 0,
-// not the run's seed) so that runs with different seeds are validated on the same images.
-import * as fs from "node:fs";
+// not the run's seed) so that runs with different seeds are validated on the same images. They
+// remain in the mean image and the PCA statistics, which are computed over train/ before the choice
+// (the choice is made among the files that decode); with thousands of images the leak is negligible.
 import * as path from "node:path";
 import type { ImageFolderData } from "../../../compiler/check/recipe.ts";
+import { replaceFileAtomically } from "../../durable.ts";
 import { renderDiagnostic } from "../../../compiler/render.ts";
 import { topKErrors } from "../../train/metrics.ts";
 import { EpochProgress } from "../../train/progress.ts";
@@ -26,7 +28,7 @@ import {
 import { centreView, tenCropViews, trainAugmentation } from "./augment.ts";
 import { folderWarnings, scanImageFolder } from "./folder.ts";
 import { ImageLoader, type FailedSlot } from "./loader.ts";
-import { loadOrComputeStats } from "./stats.ts";
+import { encodeStats, loadOrComputeStats } from "./stats.ts";
 import type { Conversion, ExampleRequest, ImageEntry } from "./types.ts";
 
 /** Where the statistics used for training are copied, so infer.ts needs no dataset. */
@@ -83,7 +85,8 @@ export async function openImageFolderData(spec: ImageFolderData, opts: OpenOptio
     crop,
     mean,
     workers: opts.workers ?? 2,
-    prefetch: opts.prefetch ?? 3,
+    // A worker prepares one whole batch at a time: fewer batches ahead than workers idles some.
+    prefetch: opts.prefetch ?? Math.max(3, opts.workers ?? 2),
   });
   const failures: FailedSlot[] = [];
   const trainIndices = Uint32Array.from({ length: train.length }, (_, i) => i);
@@ -96,17 +99,37 @@ export async function openImageFolderData(spec: ImageFolderData, opts: OpenOptio
     eigenvectors: stats.eigenvectors,
   };
 
-  function* requests(r: EpochRequest): Generator<ExampleRequest[]> {
-    const order = epochOrder(r.seed, r.epoch, trainIndices);
+  const example = (r: EpochRequest, i: number): ExampleRequest => ({
+    ...train[i],
+    ...trainAugmentation(r.seed, r.epoch, i, augment),
+  });
+
+  function* requests(r: EpochRequest, order: Uint32Array): Generator<ExampleRequest[]> {
     for (let step = r.from; step < r.steps; step++) {
-      const batch = order.subarray(step * r.batch, (step + 1) * r.batch);
-      yield Array.from(batch, (i) => ({ ...train[i], ...trainAugmentation(r.seed, r.epoch, i, augment) }));
+      yield Array.from(order.subarray(step * r.batch, (step + 1) * r.batch), (i) => example(r, i));
     }
   }
 
   async function* batches(r: EpochRequest): AsyncGenerator<Batch> {
-    for await (const b of loader.train(requests(r))) {
+    const order = epochOrder(r.seed, r.epoch, trainIndices);
+    let step = r.from;
+    for await (let b of loader.train(requests(r, order))) {
       failures.push(...b.failed);
+      // No file of the batch decoded (they changed after the statistics pass): take the batches
+      // that follow in the epoch's order instead, a deterministic choice, so the step still runs.
+      for (let shift = 1; b.failed.length === r.batch && b.failed[0].from < 0; shift++) {
+        if (shift > 3)
+          throw new DataUsageError(
+            `no image of training step ${step + 1}'s batch, nor of the next three, could be read (${b.failed[0].path}: ${b.failed[0].detail}); the folder changed after the statistics pass: delete ${cachePath} to recompute them`,
+          );
+        const start = (step + shift) * r.batch;
+        const standIn = Array.from({ length: r.batch }, (_, k) =>
+          example(r, order[(start + k) % order.length]),
+        );
+        for await (const again of loader.train([standIn])) b = again;
+        failures.push(...b.failed);
+      }
+      step++;
       yield { images: b.images, labels: b.labels };
     }
   }
@@ -130,10 +153,12 @@ export async function openImageFolderData(spec: ImageFolderData, opts: OpenOptio
     let counted = 0;
     const wrong = [0, 0];
     let start = 0;
-    for await (const b of loader.evaluate(chunks, cuts)) {
+    // Ten views of a batch of 128 are 770 MB: prepare one such batch ahead, not several.
+    for await (const b of loader.evaluate(chunks, cuts, cuts.length > 1 ? 1 : undefined)) {
       const count = Math.min(batch, val.length - start);
       start += batch;
-      failures.push(...b.failed);
+      // Padding repeats the chunk's last file: report each failed file once.
+      failures.push(...b.failed.filter((f) => f.slot < count));
       const scores = await averagedScores(classify, b.views, opts.classes);
       // A slot whose file failed holds another image's input: leave it out of the count.
       const skip = new Set(b.failed.map((f) => f.slot));
@@ -170,7 +195,8 @@ export async function openImageFolderData(spec: ImageFolderData, opts: OpenOptio
     if (failures.length > 0) {
       const named = [...new Map(failures.map((f) => [f.path, f])).values()];
       lines.push(
-        `${failures.length} load(s) failed during the run (files changed after the statistics pass) and were replaced by another image of the same batch:`,
+        `${named.length} file(s) failed to load during the run (${failures.length} time(s); changed after the statistics pass): ` +
+          "training filled their slots with another image of the batch, evaluation left them out of its counts",
         ...named.slice(0, 5).map((f) => `  ${f.path}: ${f.detail ?? ""}`),
         ...(named.length > 5 ? [`  … and ${named.length - 5} more files`] : []),
       );
@@ -190,8 +216,11 @@ export async function openImageFolderData(spec: ImageFolderData, opts: OpenOptio
     batches,
     evaluate,
     report,
+    // What a resumed run must see again: the same files (the hash covers paths, sizes and mtimes)
+    // and the same training list, since augmentation and order are keyed by the index in it.
+    identity: `${stats.fileListHash}/${train.length}/${opts.limit}`,
     writeInferenceFiles(dir: string) {
-      if (cachePath) fs.copyFileSync(cachePath, path.join(dir, INFERENCE_STATS_FILE));
+      replaceFileAtomically(path.join(dir, INFERENCE_STATS_FILE), encodeStats(stats));
     },
     close: () => loader.close(),
   };

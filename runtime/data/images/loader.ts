@@ -61,7 +61,7 @@ export interface LoaderOptions {
 export interface FailedSlot extends SkippedFile {
   /** The slot that held the file. */
   slot: number;
-  /** The slot whose example (input and label) now fills it. */
+  /** The slot whose example (input and label) now fills it; −1 when no slot of the batch decoded. */
   from: number;
 }
 
@@ -172,13 +172,14 @@ export class ImageLoader {
   async *evaluate(
     entries: Iterable<readonly ImageEntry[]>,
     views: readonly View[],
+    prefetch = this.options.prefetch,
   ): AsyncGenerator<EvalBatch> {
     if (views.length === 0) throw new RangeError("evaluation needs at least one view");
     const all = [...views];
     const zero = all.map((): Rgb => [0, 0, 0]);
     const start = (batch: readonly ImageEntry[]) =>
       this.#start(batch, all.length, (e) => ({ path: e.path, views: all, shifts: zero }));
-    for await (const b of this.#pipeline(entries, start))
+    for await (const b of this.#pipeline(entries, start, prefetch))
       yield { views: b.outputs, labels: b.labels, failed: b.failed };
   }
 
@@ -194,11 +195,12 @@ export class ImageLoader {
   async *#pipeline<T>(
     source: Iterable<readonly T[]>,
     start: (batch: readonly T[]) => { done: Promise<Finished>; cancel: () => void },
+    prefetch = this.options.prefetch,
   ): AsyncGenerator<Finished> {
     const it = source[Symbol.iterator]();
     const window: { done: Promise<Finished>; cancel: () => void }[] = [];
     const fill = () => {
-      while (window.length < this.options.prefetch) {
+      while (window.length < prefetch) {
         const next = it.next();
         if (next.done === true) return;
         const started = start(next.value);
@@ -309,7 +311,9 @@ export class ImageLoader {
 
 /**
  * Fills each failed slot with the next slot (cyclically) that decoded, input and label, so the
- * batch keeps its size and the choice depends only on which files failed. Throws when none did.
+ * batch keeps its size and the choice depends only on which files failed. When none decoded, every
+ * slot is reported with `from: -1` and its inputs left as they are: the caller decides (evaluation
+ * leaves failed slots out of its counts; training asks for other images).
  */
 function substitute(
   outputs: Float32Array[],
@@ -325,7 +329,10 @@ function substitute(
     if (detail === null) continue;
     let from = (slot + 1) % n;
     while (from !== slot && errors[from] !== null) from = (from + 1) % n;
-    if (from === slot) throw new Error(`no image of the batch decoded; the first, ${paths[0]}: ${errors[0]}`);
+    if (from === slot) {
+      failed.push({ path: paths[slot], reason: "unreadable", detail, slot, from: -1 });
+      continue;
+    }
     for (const out of outputs) out.copyWithin(slot * stride, from * stride, (from + 1) * stride);
     labels[slot] = labels[from];
     failed.push({ path: paths[slot], reason: "unreadable", detail, slot, from });

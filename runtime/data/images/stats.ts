@@ -289,7 +289,7 @@ function parseStats(file: string, size: number): ImageStats {
   };
 }
 
-function encodeStats(stats: ImageStats): Uint8Array {
+export function encodeStats(stats: ImageStats): Uint8Array {
   const t = (shape: number[], data: ArrayLike<number>): TensorF32 => ({
     shape,
     data: Float32Array.from(data),

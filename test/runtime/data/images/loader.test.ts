@@ -159,9 +159,20 @@ describe("ImageLoader", { timeout: 20_000 }, () => {
       expect(a.failed[0].detail!.length).toBeGreaterThan(0);
       expect(slot(b.images, 2)).toEqual(slot(ref, 0));
       expect(b.failed.map((f) => [f.slot, f.from])).toEqual([[2, 0]]);
-      // A batch where nothing decodes has nothing to substitute: it fails, naming the file.
-      const none = loader.train([[{ ...good[0], path: CORRUPT }]]);
-      await expect(none.next()).rejects.toThrow(/no image of the batch decoded.*corrupt\.jpg/);
+      // A batch where nothing decodes has nothing to substitute: every slot is reported, from −1,
+      // and the loader goes on with the next batch.
+      const none = await collect(loader, [
+        [
+          { ...good[0], path: CORRUPT },
+          { ...good[1], path: CORRUPT },
+        ],
+        [good[0]],
+      ]);
+      expect(none[0].failed.map((f) => [f.path, f.slot, f.from])).toEqual([
+        [CORRUPT, 0, -1],
+        [CORRUPT, 1, -1],
+      ]);
+      expect(none[1].failed).toEqual([]);
     } finally {
       await loader.close();
     }

@@ -199,7 +199,7 @@ export function loadLatest(
       throw checkpointError(
         candidate,
         `was written for training identity ${manifest.planHash}, but this runner's is ${expected.planHash}`,
-        "the network, the recipe or the batch size changed since this checkpoint; resume with the runner that wrote it, or start afresh in a new output directory",
+        "the network, the recipe, the batch size or the image folder's files changed since this checkpoint; resume with the runner and data that wrote it, or start afresh in a new output directory",
       );
     }
     if (expected.network !== undefined && manifest.network !== expected.network) {

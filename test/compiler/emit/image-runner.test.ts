@@ -168,4 +168,14 @@ gpu.describe("training on an image folder with the generated runner", () => {
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/tiny_images has 3 classes but .*two-classes\/train has 2 class folders/);
   });
+
+  // Last: it changes the folder, which every test above reads.
+  it("a resumed run refuses a folder whose files changed: its batches would not be the same", async () => {
+    const dir = join(out, "run-resumed");
+    await makeImageFolder(data, { "train/fern/img9.png": example(1, 9) });
+    const r = run("train.ts", ["--data", data, "--checkpoint-dir", dir, "--resume", "--epochs", "2"]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/AX4102.*training identity/);
+    expect(r.stderr).toContain("image folder's files changed");
+  });
 });

@@ -20,7 +20,7 @@
 import { DiagnosticError, diag } from "./diagnostics.ts";
 import { type Graph, elementCount } from "./graph.ts";
 import { place } from "./lower-placed.ts";
-import { microBatchFor } from "./lower.ts";
+import { microBatchFor } from "./weight-split.ts";
 import { type TrainLowerOptions, lowerTrainingSteps, withOptimizerFusion } from "./lower-train.ts";
 import {
   type CompiledPlan,

@@ -13,7 +13,7 @@
 // gradient and velocity are split the same way, so update kernels run per part.
 //
 // Micro-batching: when a per-example value (or its gradient) would exceed maxBindingBytes at `batch`,
-// the schedule is lowered for the largest divisor b of `batch` that fits (lower.ts `microBatchFor`) and
+// the schedule is lowered for the largest divisor b of `batch` that fits (weight-split.ts `microBatchFor`) and
 // the plan records `batch` (the whole batch) and `microBatch` b. The trainer runs the schedule K =
 // batch / b times per step on consecutive chunks: the loss gradient divides by the whole batch (so the
 // micro-steps' parameter gradients add up to the batch-mean gradient), and the update kernels
@@ -28,7 +28,8 @@ import { type ActivationOp, type Graph, type Node, elementCount } from "./graph.
 import { computedBy, fusedAt, type Fusion, planFusion } from "./fuse.ts";
 import { type GradFold, gradFolds } from "./fuse-backward.ts";
 import { withFlatParameters } from "./fuse-optimizer.ts";
-import { type LowerOptions, lower, microBatchFor, tiles } from "./lower.ts";
+import { type LowerOptions, lower, tiles } from "./lower.ts";
+import { microBatchFor } from "./weight-split.ts";
 import {
   type OpContext,
   type Part,

@@ -17,7 +17,7 @@
 import { type Code, type Diagnostic, DiagnosticError, diag } from "./diagnostics.ts";
 import { type Fusion, computedBy, fusedAt, planFusion } from "./fuse.ts";
 import { type Tiles, type TunableKind, type TunableShape, type TuningTable, tilesFor } from "./tuning.ts";
-import { type Graph, type Node, type Param, elementCount } from "./graph.ts";
+import { type Graph, type Node, elementCount } from "./graph.ts";
 import {
   type CompiledPlan,
   PLAN_VERSION,
@@ -39,6 +39,7 @@ import { softmaxKernel } from "./wgsl/softmax.ts";
 import { withF16Storage } from "./wgsl/f16-storage.ts";
 import { winogradApplies } from "./wgsl/winograd.ts";
 import { winogradPlan } from "./wgsl/winograd-plan.ts";
+import { type WeightPart, microBatchFor, splitWeightRows } from "./weight-split.ts";
 
 export interface LowerOptions {
   /** Examples per run; every activation is [batch, ...]. */
@@ -82,13 +83,6 @@ const WINOGRAD_MIN_TILES = 16;
 /** Bytes per stored element. */
 function elementBytes(storage: LowerOptions["storage"]): number {
   return storage === "f16" ? 2 : 4;
-}
-
-/** A contiguous run of a weight's output rows, bound as its own tensor when the weight is split. */
-interface WeightPart {
-  tensor: string;
-  rowBase: number;
-  rowCount: number;
 }
 
 /** `stem.conv` → `stem_conv`: kernel names must match /^[a-z][a-z0-9_]*$/ (the `k` prefix starts it). */
@@ -243,7 +237,7 @@ class Lowering {
           span,
         );
       }
-      const parts = this.splitRows(param, span);
+      const parts = splitWeightRows(param, this.elementBytes, this.opts.maxBindingBytes, span);
       const rowElements = elementCount(param.shape.slice(1));
       for (const part of parts) {
         const shape = [part.rowCount, ...param.shape.slice(1)];
@@ -257,34 +251,6 @@ class Lowering {
       }
       this.weightParts.set(param.name, parts);
     }
-  }
-
-  /** Splits a weight by output rows (dim 0) into the fewest near-equal parts that each fit. */
-  splitRows(param: Param, span: Node["span"] | undefined): WeightPart[] {
-    const rows = param.shape[0];
-    const rowBytes = elementCount(param.shape.slice(1)) * this.elementBytes;
-    const maxRows = Math.floor(this.opts.maxBindingBytes / rowBytes);
-    if (maxRows < 1) {
-      fail(
-        "AX3001",
-        {
-          tensor: `${param.name}[0]`,
-          bytes: rowBytes,
-          device: `device ${DEVICE}`,
-          limit: this.opts.maxBindingBytes,
-        },
-        span,
-        "one output row of this weight is already larger than a binding; it cannot be split further",
-      );
-    }
-    let perPart = Math.ceil(rows / Math.ceil(rows / maxRows));
-    // Keep parts a multiple of 4 rows where that still fits, so conv blocks of 4 channels never straddle parts.
-    if (Math.ceil(perPart / 4) * 4 <= maxRows) perPart = Math.ceil(perPart / 4) * 4;
-    const parts: WeightPart[] = [];
-    for (let rowBase = 0, j = 0; rowBase < rows; rowBase += perPart, j++) {
-      parts.push({ tensor: `${param.name}.part${j}`, rowBase, rowCount: Math.min(perPart, rows - rowBase) });
-    }
-    return parts;
   }
 
   shapeOf(name: string, node: Node): number[] {
@@ -542,29 +508,6 @@ class Lowering {
         );
     }
   }
-}
-
-/**
- * The examples per micro-batch for `batch`: `batch` itself when every per-example value (graph input
- * or node output, and so its gradient) fits a binding at that batch; otherwise the largest divisor of
- * `batch` whose tensors all fit. When even one example does not fit it returns `batch`, so that the
- * lowering raises AX3001 for the offending tensor as before.
- */
-export function microBatchFor(
-  graph: Graph,
-  batch: number,
-  maxBindingBytes: number,
-  bytesPerElement = 4,
-): number {
-  const perExample = Math.max(
-    ...graph.inputs.map((i) => elementCount(i.shape) * bytesPerElement),
-    ...graph.nodes.map((n) => elementCount(n.shape) * bytesPerElement),
-  );
-  if (!Number.isInteger(batch) || batch < 1 || perExample * batch <= maxBindingBytes) return batch;
-  const most = Math.floor(maxBindingBytes / perExample);
-  if (most < 1) return batch;
-  for (let b = Math.min(most, batch); b > 1; b--) if (batch % b === 0) return b;
-  return 1;
 }
 
 /**

@@ -26,7 +26,6 @@ import {
   type Rgb,
 } from "../../../helpers/image-folder.ts";
 
-type Vec3 = [number, number, number];
 
 function expectClose(actual: number[], expected: number[], digits = 9): void {
   expect(actual).toHaveLength(expected.length);

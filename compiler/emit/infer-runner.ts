@@ -50,7 +50,7 @@ usage: ${usage}
 ${
   images
     ? `  IMAGE…             JPEG or PNG files, preprocessed as in training (shorter side to \${DATA.resize},
-                     central square, the training set's mean subtracted) and classified by the central crop
+                     central square, ${data.dataset === "image_folder" ? { image: "the training set's mean image", channel: "its per-channel mean", none: "nothing" }[data.mean] : ""} subtracted) and classified by the central crop
   --ten-crop         average the softmax outputs of the paper's ten crops (corners, centre, reflections)`
     : `  --test-images LIST indices into the Fashion-MNIST test set, e.g. 0,1,2
   --data DIR         Fashion-MNIST folder (default \${DEFAULT_FASHION_MNIST_DIR})`

@@ -89,7 +89,7 @@ ${dataHelp(data)}
                          connected layers model-parallel: Krizhevsky 2014) (default \${RECIPE.placement})
   --eval-every N         evaluate on the validation set every N epochs (default \${RECIPE.evalEvery})
   --checkpoint-every N   also checkpoint every N steps within an epoch (default: at the end of each epoch)
-  --limit N              train on the first N training examples only (quick trials)
+  --limit N              train on ${data.dataset === "image_folder" ? "a fixed choice of N training images, the same in every run," : "the first N training examples only"} (quick trials)
   --max-steps N          stop after N steps in all (quick trials)
   --autotune             measure the convolution kernels' tile candidates on this adapter on first use
                          (cached per adapter under ~/.cache/alexc/tuning) and run the fastest

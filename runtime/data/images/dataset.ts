@@ -50,13 +50,25 @@ export async function openImageFolderData(spec: ImageFolderData, opts: OpenOptio
         `set \`classes: ${index.classes.length}\` in the network, or point --data at a folder with ${opts.classes}`,
     );
 
-  const total = index.train.length + index.val.length;
-  const bar = new EpochProgress({ epoch: 1, epochs: 1, label: "statistics", steps: total, batchSize: 1 });
+  let bar: EpochProgress | undefined;
   const { stats, cached, cachePath, warnings } = await loadOrComputeStats(index, {
     size: spec.resize,
-    progress: (done) => bar.update(done, NaN),
+    progress: (done, total) => {
+      if (!bar) {
+        if (done > 0) console.error(`statistics: resuming an interrupted pass at ${done} of ${total} files`);
+        bar = new EpochProgress({
+          epoch: 1,
+          epochs: 1,
+          label: "statistics",
+          steps: total,
+          startStep: done,
+          batchSize: 1,
+        });
+      }
+      bar.update(done, NaN);
+    },
   });
-  if (!cached) bar.finish(`cached in ${cachePath || "(nowhere: not writable)"}`);
+  if (!cached) bar?.finish(`cached in ${cachePath || "(nowhere: not writable)"}`);
   else console.error(`statistics: ${stats.count} training images, read from ${cachePath}`);
   for (const w of warnings) console.error(renderDiagnostic(w, index.root, ""));
 

@@ -2,6 +2,7 @@
 // the mean image the paper subtracts (§2), the per-channel mean, and the RGB covariance whose
 // eigenvectors and eigenvalues drive its PCA lighting augmentation (§4.1). The same pass decodes
 // every val image too, so a file that does not decode is found once, before training, not mid-epoch.
+// The pass saves its progress as it goes (stats-partial.ts): a killed pass resumes where it was.
 //
 // Precision and determinism: pixels are integers, so every sum is kept as an exact integer: per
 // pixel position in an f64 (≤ 255 × images, exact below 2^53) and the channel sums and sums of
@@ -22,6 +23,7 @@ import { replaceFileAtomically } from "../../durable.ts";
 import { encodeSafetensors, readSafetensorsFile, type TensorF32 } from "../../safetensors.ts";
 import { ImageDecodeError, decodeImage } from "./decode.ts";
 import { symmetricEigen3 } from "./eigen3.ts";
+import { partialPath, readPartial, removePartials, writePartial } from "./stats-partial.ts";
 import type { Conversion, FolderIndex, ImageStats, SkippedFile } from "./types.ts";
 
 type Vec3 = [number, number, number];
@@ -267,6 +269,12 @@ export interface StatsOptions {
   progress?: (done: number, total: number) => void;
   /** Decodes in flight; default twice the cores (libuv's threadpool bounds the real parallelism). */
   concurrency?: number;
+  /**
+   * How often the pass saves its progress next to the cache (`<cache>.partial`), so a killed pass
+   * resumes where it was; default every 60 s. Checked after every `chunk` files (default 512).
+   */
+  saveEveryMs?: number;
+  chunk?: number;
 }
 
 export interface StatsResult {
@@ -295,8 +303,10 @@ export async function loadOrComputeStats(index: FolderIndex, opts: StatsOptions)
     }
   }
 
-  const stats = await computeStats(index, size, hash, opts);
+  const partials = [partialPath(primary), partialPath(fallback)];
+  const stats = await computeStats(index, size, hash, opts, partials);
   const bytes = encodeStats(stats);
+  removePartials(partials);
   try {
     replaceFileAtomically(primary, bytes);
     return { stats, cached: false, cachePath: primary, warnings };
@@ -316,22 +326,35 @@ export async function loadOrComputeStats(index: FolderIndex, opts: StatsOptions)
   }
 }
 
-async function computeStats(index: FolderIndex, size: number, hash: string, opts: StatsOptions) {
+async function computeStats(
+  index: FolderIndex,
+  size: number,
+  hash: string,
+  opts: StatsOptions,
+  partials: readonly string[],
+) {
   const jobs = [
     ...index.train.map((e) => ({ path: e.path, train: true })),
     ...index.val.map((e) => ({ path: e.path, train: false })),
   ];
   const total = jobs.length;
-  const acc = createStatsAccumulator(size);
-  const unreadable: SkippedFile[] = [];
-  const conversions: Partial<Record<Conversion, number>> = {};
+  // A pass killed earlier over the same files resumes at its watermark.
+  const resumed = partials.map((f) => readPartial(f, hash, size)).find((p) => p !== undefined);
+  const acc = resumed?.acc ?? createStatsAccumulator(size);
+  const unreadable: SkippedFile[] = resumed?.unreadable ?? [];
+  const conversions: Partial<Record<Conversion, number>> = resumed?.conversions ?? {};
   const concurrency = Math.max(1, Math.min(total, opts.concurrency ?? 2 * os.availableParallelism()));
-  let next = 0;
-  let done = 0;
-  opts.progress?.(0, total);
-  // Each runner takes the next file when its decode finishes, so `concurrency` decodes stay in flight.
-  const runner = async (): Promise<void> => {
-    while (next < total) {
+  const chunk = Math.max(1, opts.chunk ?? 512);
+  const saveEveryMs = opts.saveEveryMs ?? 60_000;
+  let next = resumed?.done ?? 0;
+  let done = next;
+  let lastSave = performance.now();
+  let saveTo = [...partials];
+  opts.progress?.(done, total);
+  // Each runner takes the next file of the chunk when its decode finishes, so `concurrency` decodes
+  // stay in flight; between chunks every earlier file is done, which is when progress can be saved.
+  const runner = async (end: number): Promise<void> => {
+    while (next < end) {
       const job = jobs[next++];
       try {
         const image = await decodeImage(path.join(index.root, job.path), size);
@@ -344,7 +367,17 @@ async function computeStats(index: FolderIndex, size: number, hash: string, opts
       opts.progress?.(++done, total);
     }
   };
-  await Promise.all(Array.from({ length: concurrency }, runner));
+  while (next < total) {
+    const end = Math.min(total, next + chunk);
+    await Promise.all(Array.from({ length: concurrency }, () => runner(end)));
+    if (end < total && performance.now() - lastSave >= saveEveryMs) {
+      const snapshot = { hash, size, done: end, acc, unreadable, conversions };
+      // The first place that takes it; none (both read-only) means no resume, not an error.
+      const target = saveTo.find((f) => writePartial(f, snapshot));
+      saveTo = target === undefined ? [] : [target];
+      lastSave = performance.now();
+    }
+  }
   unreadable.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
 
   if (acc.count === 0) {

@@ -26,7 +26,6 @@ import {
   type Rgb,
 } from "../../../helpers/image-folder.ts";
 
-
 function expectClose(actual: number[], expected: number[], digits = 9): void {
   expect(actual).toHaveLength(expected.length);
   actual.forEach((a, i) => expect(a, `element ${i}`).toBeCloseTo(expected[i], digits));

@@ -17,6 +17,7 @@ import sharp from "sharp";
 import { compileSource } from "../compiler/frontend.ts";
 import { tenCropViews, trainAugmentation, type MeanSpec } from "../runtime/data/images/augment.ts";
 import { ImageLoader } from "../runtime/data/images/loader.ts";
+import { softmaxRows } from "../runtime/data/images/dataset.ts";
 import type { ExampleRequest } from "../runtime/data/images/types.ts";
 import { closeDevices, openDevices } from "../runtime/devices.ts";
 import { initParams } from "../runtime/init.ts";
@@ -271,16 +272,11 @@ async function measureDevices(): Promise<DeviceResult> {
   return result;
 }
 
-/** The paper's test-time rule: the mean of the views' softmax outputs (f64, stable). */
+/** The paper's test-time rule: the mean of the views' softmax outputs, with the runner's softmax. */
 function averageSoftmax(logits: Float32Array, rows: number, classes: number): Float64Array {
+  const probs = softmaxRows(logits.subarray(0, rows * classes), classes);
   const mean = new Float64Array(classes);
-  for (let r = 0; r < rows; r++) {
-    const row = logits.subarray(r * classes, (r + 1) * classes);
-    const max = row.reduce((m, v) => Math.max(m, v), -Infinity);
-    let sum = 0;
-    for (const v of row) sum += Math.exp(v - max);
-    for (let c = 0; c < classes; c++) mean[c] += Math.exp(row[c] - max) / sum / rows;
-  }
+  for (let i = 0; i < probs.length; i++) mean[i % classes] += probs[i] / rows;
   return mean;
 }
 

@@ -103,12 +103,13 @@ export function epochOrder(seed: number, epoch: number, indices: Uint32Array): U
   return Rng.derive(seed, `order/${epoch}`).shuffle(indices.slice());
 }
 
-/** Pads a final partial chunk by repeating its last index, so every batch is full. */
-export function paddedChunk(indices: Uint32Array, start: number, batch: number): Uint32Array {
-  const count = Math.min(batch, indices.length - start);
-  const chunk = new Uint32Array(batch);
-  for (let i = 0; i < batch; i++) chunk[i] = indices[start + Math.min(i, count - 1)];
-  return chunk;
+/**
+ * Items [start, start + batch) of `items`, a final partial chunk padded by repeating its last item,
+ * so every batch the network runs is full (the padding's results are not counted).
+ */
+export function paddedChunk<T>(items: ArrayLike<T>, start: number, batch: number): T[] {
+  const count = Math.min(batch, items.length - start);
+  return Array.from({ length: batch }, (_, i) => items[start + Math.min(i, count - 1)]);
 }
 
 function openFashionMnist(
@@ -158,7 +159,7 @@ function openFashionMnist(
       const chunk = paddedChunk(indices, start, batch);
       toFloatBatch(set, chunk, images, norm);
       const logits = await classify(images);
-      const labels = Array.from(chunk.subarray(0, count), (i) => set.labels[i]);
+      const labels = chunk.slice(0, count).map((i) => set.labels[i]);
       const errors = topKErrors(logits.subarray(0, count * 10), labels, 10, [1, 5]);
       wrong[0] += errors.wrong[0];
       wrong[1] += errors.wrong[1];

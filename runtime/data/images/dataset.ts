@@ -24,6 +24,7 @@ import {
   type Evaluation,
   type OpenOptions,
   type TrainingData,
+  paddedChunk,
 } from "../source.ts";
 import { centreView, tenCropViews, trainAugmentation } from "./augment.ts";
 import { folderWarnings, scanImageFolder } from "./folder.ts";
@@ -156,12 +157,7 @@ export async function openImageFolderData(spec: ImageFolderData, opts: OpenOptio
       throw new DataUsageError("an image folder has no test set; its val/ is the evaluation set");
     const cuts = views === "ten-crop" ? tenCropViews(spec.resize, crop) : [centreView(spec.resize, crop)];
     const chunks: ImageEntry[][] = [];
-    for (let start = 0; start < val.length; start += batch) {
-      const chunk = val.slice(start, start + batch);
-      // The last chunk is padded with its last image; the extra rows are not counted.
-      while (chunk.length < batch) chunk.push(chunk[chunk.length - 1]);
-      chunks.push(chunk);
-    }
+    for (let start = 0; start < val.length; start += batch) chunks.push(paddedChunk(val, start, batch));
     let counted = 0;
     const wrong = [0, 0];
     let start = 0;

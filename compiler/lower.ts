@@ -32,6 +32,7 @@ import type { TrainKernelSource } from "./wgsl/backward/util.ts";
 import type { KernelIdentity, KernelSource } from "./wgsl/common.ts";
 import { concatKernel } from "./wgsl/concat.ts";
 import { type ConvSpec, convKernel } from "./wgsl/conv.ts";
+import type { ConvGeometry } from "./wgsl/conv-geometry.ts";
 import { denseKernel } from "./wgsl/dense.ts";
 import { lrnKernel } from "./wgsl/lrn.ts";
 import { poolKernel } from "./wgsl/pool.ts";
@@ -291,12 +292,21 @@ class Lowering {
     part: WeightPart,
     rest: Pick<ConvSpec, "tensors" | "activation">,
   ): TrainKernelSource {
-    const shape = {
+    const shape = this.convGeometry(node, attrs, part);
+    return convKernel(id, { ...shape, ...tiles(this.opts, "conv", shape), ...rest });
+  }
+
+  /** A conv node's geometry for one weight part: what its forward kernels compute. */
+  private convGeometry(
+    node: Node,
+    attrs: Extract<Node["attrs"], { op: "conv" }>,
+    part: WeightPart,
+  ): ConvGeometry {
+    return {
       ...{ batch: this.opts.batch, input: this.shapeOf(node.inputs[0], node), output: node.shape },
       ...{ kernel: attrs.kernel, stride: attrs.stride, pad: attrs.pad, groups: attrs.groups },
       ...{ outBase: part.rowBase, outCount: part.rowCount },
     };
-    return convKernel(id, { ...shape, ...tiles(this.opts, "conv", shape), ...rest });
   }
 
   /**
@@ -314,9 +324,8 @@ class Lowering {
     if (this.opts.winograd === false || this.dtype !== "f32") return false;
     const scratch = { u: `${part.tensor}.winograd`, v: `${id.name}.winograd_v`, m: `${id.name}.winograd_m` };
     const spec = {
-      ...{ batch: this.opts.batch, input: this.shapeOf(node.inputs[0], node), output: node.shape },
-      ...{ kernel: attrs.kernel, stride: attrs.stride, pad: attrs.pad, groups: attrs.groups },
-      ...{ outBase: part.rowBase, outCount: part.rowCount, activation: rest.activation },
+      ...this.convGeometry(node, attrs, part),
+      activation: rest.activation,
       tensors: { ...rest.tensors, ...scratch },
     };
     if (!winogradApplies(spec)) return false;

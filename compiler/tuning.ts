@@ -8,12 +8,12 @@
 // its bias, then fma over c, ky, kx ascending), so those results are bitwise the same whatever the
 // table says; a weight gradient's `splits` changes how its reduction is partitioned (fixed per table).
 import { z } from "zod";
-import type { ConvGradSpec } from "./wgsl/backward/conv.ts";
+import type { ConvGeometry } from "./wgsl/conv-geometry.ts";
 
 export type TunableKind = "conv" | "conv.dgrad" | "conv.wgrad";
 
 /** What a tunable kernel's template needs to know of its shape: the convolution's (both directions). */
-export type TunableShape = ConvGradSpec;
+export type TunableShape = ConvGeometry;
 
 const tilesSchema = z.object({
   channelsPerInvocation: z.number().int().positive().optional(),

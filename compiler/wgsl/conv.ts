@@ -18,26 +18,15 @@
 //
 // A kernel may compute only output channels [OC_BASE, OC_BASE + OC_COUNT): how a weight larger than
 // maxStorageBufferBindingSize is split over several kernels (its part holds exactly those rows).
-import type { ActivationOp, Padding2D } from "../graph.ts";
+import type { ActivationOp } from "../graph.ts";
 import { epilogueFunction } from "./activation.ts";
 import { type DropoutEpilogue, dropoutEpilogueLine, dropoutEpilogueWgsl } from "./backward/elementwise.ts";
 import { type TrainKernelSource, declare, read, uniform, write } from "./backward/util.ts";
-import { type KernelIdentity, consts, foldGrid, header, i32, sections, shapeText, u32 } from "./common.ts";
+import { type KernelIdentity, consts, foldGrid, header, sections, shapeText, u32 } from "./common.ts";
+import { type ConvGeometry, channelRangeText, convGeometryConsts, describeConv } from "./conv-geometry.ts";
 import { each, indent, lanes, largestDividing, pixelBlock } from "./conv-tiles.ts";
 
-export interface ConvSpec {
-  batch: number;
-  /** [C_in, H, W] */
-  input: readonly number[];
-  /** [C_out, OH, OW] */
-  output: readonly number[];
-  kernel: readonly [number, number];
-  stride: readonly [number, number];
-  pad: Padding2D;
-  groups: number;
-  /** First output channel this kernel computes, and how many (all by default). */
-  outBase: number;
-  outCount: number;
+export interface ConvSpec extends ConvGeometry {
   tensors: { x: string; w: string; b?: string; y: string };
   /** Output channels per invocation; chosen automatically when absent (tests force 1). */
   channelsPerInvocation?: number;
@@ -89,14 +78,12 @@ export function convKernel(id: KernelIdentity, spec: ConvSpec): TrainKernelSourc
     ...(dropout ? [uniform(dropout.step)] : []),
   ];
 
-  const split =
-    spec.outCount !== co ? `, output channels [${spec.outBase}, ${spec.outBase + spec.outCount})` : "";
   const op = ["conv", ...(spec.activation ? [spec.activation] : []), ...(dropout ? ["dropout"] : [])].join(
     "+",
   );
   const head = header(id, op, [
-    `x ${shapeText([batch, ...spec.input])} -> y ${shapeText([batch, ...spec.output])}${split}`,
-    `kernel ${kh}x${kw}, stride ${sh}x${sw}, pad top ${pad.top} bottom ${pad.bottom} left ${pad.left} right ${pad.right}, groups ${groups}${hasBias ? ", bias" : ""}`,
+    `x ${shapeText([batch, ...spec.input])} -> y ${shapeText([batch, ...spec.output])}${channelRangeText(spec)}`,
+    describeConv(spec, hasBias ? ", bias" : ""),
     `workgroup = ${ocb} output channel(s) x ${wg} lanes; lane = ${px} consecutive pixels of one output row; w holds rows [OC_BASE, OC_BASE + OC_COUNT)`,
     `each output: bias (or 0), then fma over c, ky, kx ascending (fixed order, deterministic)`,
     ...(spec.activation ? [`fused epilogue: y = ${spec.activation}(conv)`] : []),
@@ -104,23 +91,7 @@ export function convKernel(id: KernelIdentity, spec: ConvSpec): TrainKernelSourc
   ]);
 
   const shape = consts({
-    N: u32(batch),
-    CI: u32(ci),
-    H: u32(h),
-    W: u32(w),
-    CO: u32(co),
-    OH: u32(oh),
-    OW: u32(ow),
-    KH: u32(kh),
-    KW: u32(kw),
-    SH: u32(sh),
-    SW: u32(sw),
-    PAD_TOP: i32(pad.top),
-    PAD_LEFT: i32(pad.left),
-    CI_PER_GROUP: u32(cig),
-    CO_PER_GROUP: u32(co / groups),
-    OC_BASE: u32(spec.outBase),
-    OC_COUNT: u32(spec.outCount),
+    ...convGeometryConsts(spec),
     OCB: u32(ocb),
     PX: u32(px),
     BX: u32(bx),

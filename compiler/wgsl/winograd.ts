@@ -32,25 +32,15 @@
 // A plan may compute output channels [OC_BASE, OC_BASE + OC_COUNT) only (w holds exactly those rows,
 // as in conv.ts; blocks never straddle a group) and images [N_BASE, N_BASE + N_COUNT) only (so that
 // V and M fit a binding at large batches; winograd-plan.ts splits).
-import type { ActivationOp, Padding2D } from "../graph.ts";
+import type { ActivationOp } from "../graph.ts";
 import { epilogueFunction } from "./activation.ts";
 import { type TrainBinding, type TrainKernelSource, read, write } from "./backward/util.ts";
 import { type KernelIdentity, consts, foldGrid, header, i32, sections, shapeText, u32 } from "./common.ts";
+import { type ConvGeometry, channelRangeText, describeConv } from "./conv-geometry.ts";
 import { each, indent, lanes, largestDividing } from "./conv-tiles.ts";
 
-export interface WinogradSpec {
-  batch: number;
-  /** [C_in, H, W] */
-  input: readonly number[];
-  /** [C_out, OH, OW] */
-  output: readonly number[];
-  /** Must be [3, 3] and [1, 1] (winogradApplies). */
-  kernel: readonly [number, number];
-  stride: readonly [number, number];
-  pad: Padding2D;
-  groups: number;
-  outBase: number;
-  outCount: number;
+/** The geometry's kernel must be 3×3 at stride 1 (winogradApplies). */
+export interface WinogradSpec extends ConvGeometry {
   /** x, w (rows [outBase, outBase + outCount)), b (all output channels), y; u, v, m the scratch. */
   tensors: { x: string; w: string; b?: string; y: string; u: string; v: string; m: string };
   activation?: ActivationOp;
@@ -107,13 +97,10 @@ function declareTyped(bindings: readonly TrainBinding[], types: Record<string, s
 }
 
 function describe(spec: WinogradSpec, g: Geometry): string[] {
-  const split =
-    spec.outCount !== g.co ? `, output channels [${spec.outBase}, ${spec.outBase + spec.outCount})` : "";
   const images = g.nb !== spec.batch ? `, images [${g.n0}, ${g.n0 + g.nb})` : "";
-  const p = spec.pad;
   return [
-    `x ${shapeText([spec.batch, ...spec.input])} -> y ${shapeText([spec.batch, ...spec.output])}${split}${images}`,
-    `kernel 3x3, stride 1, pad top ${p.top} bottom ${p.bottom} left ${p.left} right ${p.right}, groups ${spec.groups}${spec.tensors.b ? ", bias" : ""}`,
+    `x ${shapeText([spec.batch, ...spec.input])} -> y ${shapeText([spec.batch, ...spec.output])}${channelRangeText(spec)}${images}`,
+    describeConv(spec, spec.tensors.b ? ", bias" : ""),
     `winograd F(2x2, 3x3): ${g.th}x${g.tw} tiles per image, ${g.tiles} tiles (rows padded to ${g.p4})`,
   ];
 }

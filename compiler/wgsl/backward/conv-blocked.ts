@@ -25,9 +25,9 @@
 //    a split 20–35 % slower on lavapipe (measured), while the serial sum is a small fraction of one
 //    weight workgroup's work. Deterministic, and in the order of the unfused channel sum (conv.ts
 //    channelSumKernel) wherever that one is serial (N·OH·OW ≤ 2048), so those match bit for bit.
-import { consts, foldGrid, header, i32, sections, shapeText, u32 } from "../common.ts";
+import { consts, foldGrid, header, sections, shapeText, u32 } from "../common.ts";
 import { each, indent, lanes, largestDividing, pixelBlock } from "../conv-tiles.ts";
-import type { ConvGradSpec } from "./conv.ts";
+import { type ConvGeometry, convGeometryConsts } from "../conv-geometry.ts";
 import {
   type GradEpilogue,
   epilogueBindings,
@@ -50,17 +50,16 @@ export interface GradTiles {
 
 export function blockedDataGradKernel(
   id: KernelIdentity,
-  spec: ConvGradSpec &
+  spec: ConvGeometry &
     GradTiles & { accumulate: boolean; fold?: GradEpilogue; tensors: { dy: string; w: string; dx: string } },
   describe: string,
 ): TrainKernelSource {
   const [ci, h, w] = spec.input;
-  const [co, oh, ow] = spec.output;
+  const [, oh, ow] = spec.output;
   const [kh, kw] = spec.kernel;
   const { pad, groups, batch } = spec;
   if (spec.stride[0] !== 1 || spec.stride[1] !== 1) throw new Error("blocked dgrad needs stride 1");
   const cig = ci / groups;
-  const cog = co / groups;
   const px = spec.pixelsPerInvocation ?? pixelBlock(w, 16);
   const cb =
     spec.channelsPerInvocation ??
@@ -155,21 +154,7 @@ ${indent(store, 2)}
         "gather (no atomics); per element: previous dx if accumulating, then oc, ky, kx ascending (deterministic)",
       ]),
       consts({
-        N: u32(batch),
-        CI: u32(ci),
-        H: u32(h),
-        W: u32(w),
-        CO: u32(co),
-        OH: u32(oh),
-        OW: u32(ow),
-        KH: u32(kh),
-        KW: u32(kw),
-        PAD_TOP: i32(pad.top),
-        PAD_LEFT: i32(pad.left),
-        CI_PER_GROUP: u32(cig),
-        CO_PER_GROUP: u32(cog),
-        OC_BASE: u32(spec.outBase),
-        OC_COUNT: u32(spec.outCount),
+        ...convGeometryConsts(spec),
         CB: u32(cb),
         PX: u32(px),
         BX: u32(bx),
@@ -196,7 +181,7 @@ const WGRAD_SHARED = 4096;
 
 export function blockedWeightGradKernel(
   id: KernelIdentity,
-  spec: ConvGradSpec & GradTiles & { tensors: { x: string; dy: string; dw: string; db?: string } },
+  spec: ConvGeometry & GradTiles & { tensors: { x: string; dy: string; dw: string; db?: string } },
   describe: string,
 ): TrainKernelSource {
   const [ci, h, w] = spec.input;
@@ -342,23 +327,7 @@ ${indent(epilogue, 2)}
           : []),
       ]),
       consts({
-        N: u32(batch),
-        CI: u32(ci),
-        H: u32(h),
-        W: u32(w),
-        CO: u32(co),
-        OH: u32(oh),
-        OW: u32(ow),
-        KH: u32(kh),
-        KW: u32(kw),
-        SH: u32(sh),
-        SW: u32(sw),
-        PAD_TOP: i32(pad.top),
-        PAD_LEFT: i32(pad.left),
-        CI_PER_GROUP: u32(cig),
-        CO_PER_GROUP: u32(cog),
-        OC_BASE: u32(spec.outBase),
-        OC_COUNT: u32(spec.outCount),
+        ...convGeometryConsts(spec),
         OCB: u32(ocb),
         PX: u32(px),
         BX: u32(bx),

@@ -15,8 +15,8 @@
 // A weight split into row parts (over maxStorageBufferBindingSize) gets one dgrad kernel per part:
 // the first writes dx, each later one adds its output channels' contribution (kernels run in order,
 // so the sum order is fixed); and one wgrad kernel per part, writing that part of the gradient.
-import type { Padding2D } from "../../graph.ts";
-import { WORKGROUP, consts, header, i32, sections, shapeText, u32 } from "../common.ts";
+import { WORKGROUP, consts, header, sections, shapeText, u32 } from "../common.ts";
+import { type ConvGeometry, channelRangeText, convGeometryConsts, describeConv } from "../conv-geometry.ts";
 import { blockedDataGradKernel, blockedWeightGradKernel } from "./conv-blocked.ts";
 import {
   type GradEpilogue,
@@ -32,52 +32,11 @@ import {
   write,
 } from "./util.ts";
 
-export interface ConvGradSpec {
-  batch: number;
-  /** [C_in, H, W] */
-  input: readonly number[];
-  /** [C_out, OH, OW] */
-  output: readonly number[];
-  kernel: readonly [number, number];
-  stride: readonly [number, number];
-  pad: Padding2D;
-  groups: number;
-  /** The weight part: output channels [outBase, outBase + outCount). */
-  outBase: number;
-  outCount: number;
-}
-
-function shapeConsts(spec: ConvGradSpec) {
-  const [ci, h, w] = spec.input;
-  const [co, oh, ow] = spec.output;
-  return {
-    N: u32(spec.batch),
-    CI: u32(ci),
-    H: u32(h),
-    W: u32(w),
-    CO: u32(co),
-    OH: u32(oh),
-    OW: u32(ow),
-    KH: u32(spec.kernel[0]),
-    KW: u32(spec.kernel[1]),
-    SH: i32(spec.stride[0]),
-    SW: i32(spec.stride[1]),
-    PAD_TOP: i32(spec.pad.top),
-    PAD_LEFT: i32(spec.pad.left),
-    CI_PER_GROUP: u32(ci / spec.groups),
-    CO_PER_GROUP: u32(co / spec.groups),
-    OC_BASE: u32(spec.outBase),
-    OC_COUNT: u32(spec.outCount),
-  };
-}
+/** The gradient kernels' geometry: the weight part is output channels [outBase, outBase + outCount). */
+export type ConvGradSpec = ConvGeometry;
 
 function describe(spec: ConvGradSpec): string {
-  const { pad } = spec;
-  const part =
-    spec.outCount !== spec.output[0]
-      ? `, weight rows [${spec.outBase}, ${spec.outBase + spec.outCount})`
-      : "";
-  return `kernel ${spec.kernel.join("x")}, stride ${spec.stride.join("x")}, pad top ${pad.top} bottom ${pad.bottom} left ${pad.left} right ${pad.right}, groups ${spec.groups}${part}`;
+  return describeConv(spec, channelRangeText(spec, "weight rows"));
 }
 
 /** The one-dx-element-per-invocation gather kernel: kept for strided convolutions. */
@@ -130,7 +89,7 @@ function gatherDataGradKernel(
         describe(spec),
         "gather: one invocation per dx element, sums over oc, ky, kx ascending (deterministic, no atomics)",
       ]),
-      consts(shapeConsts(spec)),
+      consts(convGeometryConsts(spec, "i32")),
       declare(bindings),
       ...epilogueFunction(spec.fold, bindings),
       code,
@@ -185,7 +144,7 @@ export function reduceWeightGradKernel(
           ? `one invocation per weight element, its ${spec.batch * oh * ow} terms summed in (n, oy, ox) order`
           : `one workgroup per weight element; lanes split the ${spec.batch * oh * ow}-term reduction, lane 0 sums lanes in order`,
       ]),
-      consts(shapeConsts(spec)),
+      consts(convGeometryConsts(spec, "i32")),
       declare(bindings),
       code,
     ),

@@ -6,6 +6,7 @@ import type { Padding2D } from "../compiler/graph.ts";
 import { convKernel } from "../compiler/wgsl/conv.ts";
 import { convDataGradKernel, convWeightGradKernel } from "../compiler/wgsl/backward/conv.ts";
 import { closeDevices, openDevices } from "../runtime/devices.ts";
+import { lcgUniform, median, readBuffer, submitTimed } from "./kernel-timer.ts";
 
 interface Shape {
   name: string;
@@ -72,7 +73,6 @@ const tuning = Object.fromEntries(
     workgroupSize: env("CONV_WG"),
   }).filter(([, v]) => v !== undefined),
 );
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
 const [dev] = await openDevices({ count: 1, timestamps: false });
 const device = dev.device;
@@ -83,16 +83,6 @@ interface Src {
   bindings: { name: string; tensor: string; access: string }[];
   dispatch: [number, number, number];
   flops: number;
-}
-
-function rand(n: number, seed: number): Float32Array {
-  const a = new Float32Array(n);
-  let s = seed >>> 0;
-  for (let i = 0; i < n; i++) {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    a[i] = s / 2 ** 32 - 0.5;
-  }
-  return a;
 }
 
 /** Runs `src` on `inputs` (tensor → data; outputs start as given or zero) `reps` times; returns ms and the outputs. */
@@ -109,7 +99,11 @@ async function run(src: Src, sizes: Record<string, number>, reps: number) {
       size: Math.max(16, n * 4),
       usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST,
     });
-    device.queue.writeBuffer(buf, 0, b.access === "read" ? rand(n, 17 + i * 31 + n) : new Float32Array(n));
+    device.queue.writeBuffer(
+      buf,
+      0,
+      b.access === "read" ? lcgUniform(n, 17 + i * 31 + n) : new Float32Array(n),
+    );
     return buf;
   });
   const bindGroup = device.createBindGroup({
@@ -120,37 +114,18 @@ async function run(src: Src, sizes: Record<string, number>, reps: number) {
   if (err) throw new Error(`${err.message}\n${src.wgsl}`);
   const times: number[] = [];
   const cpu: number[] = [];
+  const step = { pipeline, bindGroup, dispatch: src.dispatch };
   for (let r = 0; r < reps + 1; r++) {
-    const t0 = performance.now();
-    const c0 = process.cpuUsage();
-    const enc = device.createCommandEncoder();
-    const pass = enc.beginComputePass();
-    pass.setPipeline(pipeline);
-    pass.setBindGroup(0, bindGroup);
-    pass.dispatchWorkgroups(...src.dispatch);
-    pass.end();
-    device.queue.submit([enc.finish()]);
-    await device.queue.onSubmittedWorkDone();
-    const c1 = process.cpuUsage(c0);
+    const t = await submitTimed(device, [step]);
+    // The first includes lavapipe's shader compile.
     if (r > 0) {
-      // the first includes lavapipe's shader compile
-      times.push(performance.now() - t0);
-      cpu.push((c1.user + c1.system) / 1000);
+      times.push(t.wall);
+      cpu.push(t.cpu);
     }
-    if (r === 0 && reps > 1 && performance.now() - t0 > 3000) reps = Math.min(reps, 2);
+    if (r === 0 && reps > 1 && t.wall > 3000) reps = Math.min(reps, 2);
   }
   const outIdx = src.bindings.findIndex((b) => b.access === "read_write");
-  const n = sizes[src.bindings[outIdx].tensor];
-  const staging = device.createBuffer({
-    size: n * 4,
-    usage: GPUBufferUsage.COPY_DST | GPUBufferUsage.MAP_READ,
-  });
-  const enc = device.createCommandEncoder();
-  enc.copyBufferToBuffer(buffers[outIdx], 0, staging, 0, n * 4);
-  device.queue.submit([enc.finish()]);
-  await staging.mapAsync(GPUMapMode.READ);
-  const result = new Float32Array(staging.getMappedRange().slice(0));
-  staging.destroy();
+  const result = await readBuffer(device, buffers[outIdx], sizes[src.bindings[outIdx].tensor] * 4);
   buffers.forEach((b) => b.destroy());
   return { ms: median(times), cpuMs: median(cpu), result };
 }

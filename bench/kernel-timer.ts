@@ -38,14 +38,62 @@ export const median = (xs: readonly number[]): number => {
   return s.length === 0 ? NaN : s.length % 2 ? s[s.length >> 1] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
 };
 
-/** A fixed pattern of small values in [-0.5, 0.5): deterministic, no NaNs, no denormals. */
-function pattern(n: number): Float32Array {
-  const out = new Float32Array(n);
-  let s = 12345;
+/** n values in [-0.5, 0.5) from a 32-bit LCG seeded with `seed`: deterministic, no NaNs, no denormals. */
+export function lcgUniform(n: number, seed: number): Float32Array {
+  const a = new Float32Array(n);
+  let s = seed >>> 0;
   for (let i = 0; i < n; i++) {
-    s = (Math.imul(s, 1103515245) + 12345) >>> 0;
-    out[i] = (s >>> 8) / 2 ** 24 - 0.5;
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    a[i] = s / 2 ** 32 - 0.5;
   }
+  return a;
+}
+
+/** What one timed dispatch needs: a pipeline, its bind group and its grid. */
+export interface TimedDispatch {
+  pipeline: GPUComputePipeline;
+  bindGroup: GPUBindGroup;
+  dispatch: readonly [number, number, number];
+}
+
+/**
+ * Submits `steps` in one compute pass and waits for onSubmittedWorkDone: wall and process-CPU
+ * milliseconds. lavapipe's threads run in-process, so the CPU time counts the kernels' work too and
+ * is less sensitive than wall time to other processes on the machine.
+ */
+export async function submitTimed(
+  device: GPUDevice,
+  steps: readonly TimedDispatch[],
+): Promise<{ wall: number; cpu: number }> {
+  const c0 = process.cpuUsage();
+  const t0 = performance.now();
+  const encoder = device.createCommandEncoder();
+  const pass = encoder.beginComputePass();
+  for (const s of steps) {
+    pass.setPipeline(s.pipeline);
+    pass.setBindGroup(0, s.bindGroup);
+    pass.dispatchWorkgroups(...s.dispatch);
+  }
+  pass.end();
+  device.queue.submit([encoder.finish()]);
+  await device.queue.onSubmittedWorkDone();
+  const wall = performance.now() - t0;
+  const c = process.cpuUsage(c0);
+  return { wall, cpu: (c.user + c.system) / 1000 };
+}
+
+/** The first `bytes` of a storage buffer (COPY_SRC), read back as f32. */
+export async function readBuffer(device: GPUDevice, src: GPUBuffer, bytes = src.size): Promise<Float32Array> {
+  const staging = device.createBuffer({
+    size: bytes,
+    usage: GPUBufferUsage.COPY_DST | GPUBufferUsage.MAP_READ,
+  });
+  const encoder = device.createCommandEncoder();
+  encoder.copyBufferToBuffer(src, 0, staging, 0, bytes);
+  device.queue.submit([encoder.finish()]);
+  await staging.mapAsync(GPUMapMode.READ);
+  const out = new Float32Array(staging.getMappedRange().slice(0));
+  staging.destroy();
   return out;
 }
 
@@ -68,7 +116,7 @@ export async function timeKernels(
   const tensors = new Map(plan.tensors.map((t) => [t.name, t]));
   const rootOf = (name: string) => tensors.get(name)?.aliasOf ?? name;
   const buffers = new Map<string, GPUBuffer>();
-  const chunk = pattern(1 << 20);
+  const chunk = lcgUniform(1 << 20, 12345);
   try {
     for (const t of plan.tensors) {
       if (t.aliasOf) continue;

@@ -8,7 +8,7 @@ import { elementCount, type Graph } from "../compiler/graph.ts";
 import { lowerPlaced } from "../compiler/lower-placed.ts";
 import { type LowerOptions, lower } from "../compiler/lower.ts";
 import { lowerTrainingFor } from "../compiler/memory-report.ts";
-import type { CompiledPlan, Plan, PlanKernel } from "../compiler/plan.ts";
+import type { CompiledPlan, Plan } from "../compiler/plan.ts";
 import type { OpenDevice } from "../runtime/devices.ts";
 import { fillNormal, initParams, paramStream } from "../runtime/init.ts";
 import { median, timeKernels, type KernelWallTime } from "./kernel-timer.ts";

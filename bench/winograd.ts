@@ -18,7 +18,7 @@ import { winogradPlan } from "../compiler/wgsl/winograd-plan.ts";
 import { adapterKey, loadTuning } from "../runtime/autotune.ts";
 import { closeDevices, openDevices } from "../runtime/devices.ts";
 import { buildKernelStep, type KernelStep } from "../runtime/pipeline.ts";
-import { median } from "./kernel-timer.ts";
+import { lcgUniform, median, readBuffer, submitTimed } from "./kernel-timer.ts";
 
 const args = process.argv.slice(2);
 const flag = (name: string) => (args.includes(name) ? args[args.indexOf(name) + 1] : undefined);
@@ -45,16 +45,6 @@ const [dev] = await openDevices({ count: 1, timestamps: false });
 const { device } = dev;
 const adapter = adapterKey(dev);
 const table = loadTuning(adapter);
-
-function random(n: number, seed: number): Float32Array {
-  const a = new Float32Array(n);
-  let s = seed >>> 0;
-  for (let i = 0; i < n; i++) {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    a[i] = s / 2 ** 32 - 0.5;
-  }
-  return a;
-}
 
 const buffers = new Map<string, GPUBuffer>();
 function buffer(name: string, bytes: number, data?: Float32Array): GPUBuffer {
@@ -92,39 +82,12 @@ async function step(name: string, src: TrainKernelSource): Promise<KernelStep> {
   });
 }
 
-/** Submits `steps` in one compute pass; wall and process-CPU ms to onSubmittedWorkDone. */
-async function run(steps: KernelStep[]): Promise<{ wall: number; cpu: number }> {
-  const c0 = process.cpuUsage();
-  const t0 = performance.now();
-  const encoder = device.createCommandEncoder();
-  const pass = encoder.beginComputePass();
-  for (const s of steps) {
-    pass.setPipeline(s.pipeline);
-    pass.setBindGroup(0, s.bindGroup);
-    pass.dispatchWorkgroups(...s.kernel.dispatch);
-  }
-  pass.end();
-  device.queue.submit([encoder.finish()]);
-  await device.queue.onSubmittedWorkDone();
-  const wall = performance.now() - t0;
-  const c = process.cpuUsage(c0);
-  return { wall, cpu: (c.user + c.system) / 1000 };
-}
-
-async function readBack(name: string): Promise<Float32Array> {
-  const src = buffers.get(name)!;
-  const staging = device.createBuffer({
-    size: src.size,
-    usage: GPUBufferUsage.COPY_DST | GPUBufferUsage.MAP_READ,
-  });
-  const encoder = device.createCommandEncoder();
-  encoder.copyBufferToBuffer(src, 0, staging, 0, src.size);
-  device.queue.submit([encoder.finish()]);
-  await staging.mapAsync(GPUMapMode.READ);
-  const out = new Float32Array(staging.getMappedRange().slice(0));
-  staging.destroy();
-  return out;
-}
+const run = (steps: readonly KernelStep[]) =>
+  submitTimed(
+    device,
+    steps.map((s) => ({ ...s, dispatch: s.kernel.dispatch })),
+  );
+const readBack = (name: string) => readBuffer(device, buffers.get(name)!);
 
 interface Row {
   layer: string;
@@ -169,9 +132,9 @@ try {
       const tuned = tilesFor(table, "conv", shape);
       const xn = batch * l.ci * 169;
       const yn = batch * l.co * 169;
-      buffer("x", xn * 4, random(xn, 1));
-      buffer("w", (l.co * l.ci * 9 * 4) / l.groups, random((l.co * l.ci * 9) / l.groups, 2));
-      buffer("b", l.co * 4, random(l.co, 3));
+      buffer("x", xn * 4, lcgUniform(xn, 1));
+      buffer("w", (l.co * l.ci * 9 * 4) / l.groups, lcgUniform((l.co * l.ci * 9) / l.groups, 2));
+      buffer("b", l.co * 4, lcgUniform(l.co, 3));
       buffer("y_direct", yn * 4);
       buffer("y_wino", yn * 4);
       const tensors = { x: "x", w: "w", b: "b" };

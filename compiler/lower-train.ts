@@ -24,7 +24,7 @@
 // every micro-step uses the step's seed and hashes global example indices (util.ts).
 import { type BackwardStep, type ForwardMode, type TrainingGraph, differentiate } from "./autodiff.ts";
 import { DiagnosticError, diag } from "./diagnostics.ts";
-import { type ActivationOp, type Graph, type Node, elementCount } from "./graph.ts";
+import { type Graph, type Node, elementCount } from "./graph.ts";
 import { computedBy, fusedAt, type Fusion, planFusion } from "./fuse.ts";
 import { type GradFold, gradFolds } from "./fuse-backward.ts";
 import { withFlatParameters } from "./fuse-optimizer.ts";

@@ -11,7 +11,6 @@
 // inconsistency becomes a DiagnosticError (AX4005 for weights, AX4006 for inputs) that names the
 // file and the exact problem, instead of a silently wrong tensor later.
 import * as fs from "node:fs";
-import * as path from "node:path";
 import { DiagnosticError, diag } from "../compiler/diagnostics.ts";
 import { replaceFileAtomically } from "./durable.ts";
 

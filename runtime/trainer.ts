@@ -16,14 +16,7 @@
 // the kernel and layer, as in runtime/executor.ts.
 import { DiagnosticError, diag } from "../compiler/diagnostics.ts";
 import { elementCount } from "../compiler/graph.ts";
-import type {
-  CompiledPlan,
-  Plan,
-  PlanKernel,
-  PlanTensor,
-  PlanTraining,
-  ScheduleStep,
-} from "../compiler/plan.ts";
+import type { CompiledPlan, Plan, PlanTensor, PlanTraining, ScheduleStep } from "../compiler/plan.ts";
 import type { OpenDevice } from "./devices.ts";
 import { buildKernelStep, messageOf, type KernelStep } from "./pipeline.ts";
 import { type TensorMemory, allocateTensors, rangeOf } from "./arenas.ts";

@@ -2,7 +2,7 @@
 // Error measure: max|gpu − tf| / max|tf| over the whole output (relativeError), bound 1e-4.
 // TF is NHWC with HWIO filters: the references transpose in and out. Sizes are odd and batches > 1 on
 // purpose, so that index math cannot pass by symmetry.
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, expect, it } from "vitest";
 import type {
   ActivationOp,
   ConvAttrs,

@@ -15,7 +15,7 @@ import {
 import { lowerTrainingHybrid } from "../../compiler/lower-hybrid.ts";
 import { lowerTraining } from "../../compiler/lower-train.ts";
 import { type Strategy, placeNetwork } from "../../compiler/place.ts";
-import { type CompiledPlan, type ScheduleStep, planSchema } from "../../compiler/plan.ts";
+import { type CompiledPlan, type ScheduleStep } from "../../compiler/plan.ts";
 import { withMemoryPlan } from "../../compiler/memory-bind.ts";
 import { createExecutor } from "../../runtime/executor.ts";
 import { initParams } from "../../runtime/init.ts";

@@ -10,19 +10,24 @@ import { elementCount } from "../compiler/graph.ts";
 import type { CompiledPlan, Plan, PlanKernel, PlanTensor } from "../compiler/plan.ts";
 import type { OpenDevice } from "./devices.ts";
 import { type TensorRange, bufferRange } from "./arenas.ts";
-import { buildKernelStep, messageOf, type KernelStep } from "./pipeline.ts";
+import { buildKernelStep, type KernelStep } from "./pipeline.ts";
 import { concat } from "./concat.ts";
+import { checkParamValues, partOfValues } from "./param-io.ts";
+import {
+  type KernelTiming,
+  awaitOnDevice,
+  encodeDispatches,
+  encodeReadback,
+  encodeSchedule,
+  findRejectedKernel,
+} from "./submit.ts";
 
 export interface ExecutorOptions {
   /** Time every kernel with timestamp queries (when the device has them). */
   timing?: boolean;
 }
 
-export interface KernelTiming {
-  kernel: string;
-  layer: string;
-  ms: number;
-}
+export type { KernelTiming } from "./submit.ts";
 
 export interface RunResult {
   /** [batch, classes] row-major (whatever shape the plan's logits tensor has). */
@@ -159,27 +164,21 @@ export class Executor {
    * the plan split is uploaded part by part (`partOf`). Throws AX4005 on a missing or mis-sized one.
    */
   uploadParams(params: ReadonlyMap<string, Float32Array>, file = "(parameters)"): void {
-    const problem = (text: string) => new DiagnosticError(diag("AX4005", { file, problem: text }, undefined));
-    for (const p of this.plan.params) {
-      const data = params.get(p.name);
-      if (!data) throw problem(`missing parameter \`${p.name}\``);
-      if (data.length !== elementCount(p.shape)) {
-        throw problem(
-          `\`${p.name}\` has ${data.length} values, expected ${elementCount(p.shape)} ([${p.shape.join(", ")}])`,
-        );
-      }
-    }
+    checkParamValues(
+      this.plan,
+      params,
+      this.plan.params.map((p) => p.name),
+      file,
+    );
     for (const t of this.plan.tensors) {
       if (t.role !== "param" || t.device !== this.dev.index) continue;
-      const source = params.get(t.partOf?.tensor ?? t.name)!;
-      const offset = t.partOf?.offset ?? 0;
-      this.#write(t, source.subarray(offset, offset + elementCount(t.shape)));
+      this.#write(t, partOfValues(t, params.get(t.partOf?.tensor ?? t.name)!));
     }
     if (this.#prepare.length === 0) return;
     // Queue order puts these after the writes above and before any later run's work.
     const encoder = this.dev.device.createCommandEncoder({ label: "prepare (derived tensors)" });
     const pass = encoder.beginComputePass({ label: "prepare" });
-    for (const s of this.#prepare) this.#dispatch(pass, s);
+    encodeDispatches(pass, this.#prepare);
     pass.end();
     this.dev.device.queue.submit([encoder.finish()]);
   }
@@ -266,28 +265,7 @@ export class Executor {
     device.pushErrorScope("out-of-memory");
     device.pushErrorScope("validation");
     const encoder = device.createCommandEncoder({ label: "forward" });
-    const timing = this.#timing ? this.#timestampQueries() : undefined;
-    if (timing) {
-      // One pass per kernel: timestamps are per pass. Costs nothing measurable next to the kernels.
-      steps.forEach((s, i) => {
-        const pass = encoder.beginComputePass({
-          label: s.kernel.name,
-          timestampWrites: {
-            querySet: timing.querySet,
-            beginningOfPassWriteIndex: 2 * i,
-            endOfPassWriteIndex: 2 * i + 1,
-          },
-        });
-        this.#dispatch(pass, s);
-        pass.end();
-      });
-      encoder.resolveQuerySet(timing.querySet, 0, 2 * steps.length, timing.resolve, 0);
-      encoder.copyBufferToBuffer(timing.resolve, 0, timing.readback, 0, timing.resolve.size);
-    } else {
-      const pass = encoder.beginComputePass({ label: "forward" });
-      for (const s of steps) this.#dispatch(pass, s);
-      pass.end();
-    }
+    const readTimes = encodeSchedule(this.dev, encoder, steps, "forward", this.#timing);
     const logits = this.#tensors.get(this.plan.logits)!;
     const readLogits = logits.device === this.dev.index ? this.#encodeReadback(encoder, logits) : undefined;
     device.queue.submit([encoder.finish()]);
@@ -295,15 +273,15 @@ export class Executor {
     const oom = device.popErrorScope();
 
     const v = await validation;
-    if (v) throw await this.#whichKernelFailed(v.message);
+    if (v) throw await findRejectedKernel(this.dev, this.#steps, v.message, "forward schedule");
     if (await oom)
       throw new DiagnosticError(
         diag("AX4002", { device: this.dev.label, kernel: span, layer: "(the forward schedule)" }, undefined),
       );
 
-    const values = readLogits ? await this.#guard(readLogits()) : new Float32Array(0);
+    const values = readLogits ? await awaitOnDevice(this.dev, readLogits()) : new Float32Array(0);
     const wallMs = performance.now() - t0;
-    const kernels = timing ? await this.#guard(timing.read()) : undefined;
+    const kernels = readTimes ? await readTimes() : undefined;
     if (this.dev.errors.length > errorsBefore) throw new DiagnosticError(this.dev.errors.slice(errorsBefore));
     this.dev.activity = { kernel: "(none)", layer: "(none)" };
     return { logits: values, wallMs, kernels };
@@ -316,7 +294,7 @@ export class Executor {
     if (t) {
       const read = this.#encodeReadback(encoder, t);
       this.dev.device.queue.submit([encoder.finish()]);
-      return this.#guard(read());
+      return awaitOnDevice(this.dev, read());
     }
     const parts = this.plan.tensors.filter((p) => p.partOf?.tensor === name);
     const param = this.plan.params.find((p) => p.name === name);
@@ -325,7 +303,7 @@ export class Executor {
     const reads = parts.map((p) => ({ offset: p.partOf!.offset, read: this.#encodeReadback(encoder, p) }));
     this.dev.device.queue.submit([encoder.finish()]);
     const out = new Float32Array(elementCount(param.shape));
-    for (const { offset, read } of reads) out.set(await this.#guard(read()), offset);
+    for (const { offset, read } of reads) out.set(await awaitOnDevice(this.dev, read()), offset);
     return out;
   }
 
@@ -335,96 +313,7 @@ export class Executor {
     this.#buffers.clear();
   }
 
-  #dispatch(pass: GPUComputePassEncoder, s: Step) {
-    pass.setPipeline(s.pipeline);
-    pass.setBindGroup(0, s.bindGroup);
-    pass.dispatchWorkgroups(...s.kernel.dispatch);
-  }
-
-  /** Encodes a copy of `t` into a fresh staging buffer; the returned function maps and copies it out. */
   #encodeReadback(encoder: GPUCommandEncoder, t: PlanTensor): () => Promise<Float32Array> {
-    const source = this.#range(t);
-    const size = align4(t.bytes);
-    const staging = this.dev.device.createBuffer({
-      label: `readback ${t.name}`,
-      size,
-      usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
-    });
-    encoder.copyBufferToBuffer(source.buffer, source.offset, staging, 0, size);
-    return async () => {
-      await staging.mapAsync(GPUMapMode.READ);
-      const bytes = staging.getMappedRange().slice(0, t.bytes);
-      const values = t.dtype === "f16" ? Float32Array.from(new Float16Array(bytes)) : new Float32Array(bytes);
-      staging.destroy();
-      return values;
-    };
-  }
-
-  #timestampQueries() {
-    const { device } = this.dev;
-    const count = 2 * this.#steps.length;
-    const querySet = device.createQuerySet({ type: "timestamp", count });
-    const resolve = device.createBuffer({
-      size: 8 * count,
-      usage: GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC,
-    });
-    const readback = device.createBuffer({
-      size: 8 * count,
-      usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
-    });
-    const read = async (): Promise<KernelTiming[]> => {
-      await readback.mapAsync(GPUMapMode.READ);
-      const ns = new BigInt64Array(readback.getMappedRange().slice(0));
-      for (const b of [readback, resolve]) b.destroy();
-      querySet.destroy();
-      return this.#steps.map((s, i) => ({
-        kernel: s.kernel.name,
-        layer: s.kernel.layer,
-        ms: Number(ns[2 * i + 1] - ns[2 * i]) / 1e6,
-      }));
-    };
-    return { querySet, resolve, readback, read };
-  }
-
-  /** Awaits `work`, unless the device is lost first (AX4003); a mapping failure becomes AX4003 too. */
-  async #guard<T>(work: Promise<T>): Promise<T> {
-    const lost = this.dev.lost.then((e) => Promise.reject(e));
-    try {
-      return await Promise.race([work, lost]);
-    } catch (e) {
-      if (e instanceof DiagnosticError) throw e;
-      throw new DiagnosticError(
-        diag(
-          "AX4003",
-          { device: this.dev.label, reason: messageOf(e), kernel: this.dev.activity.kernel },
-          undefined,
-        ),
-      );
-    }
-  }
-
-  /** The run's encoder was rejected: re-validate kernel by kernel (encode only, no submit) to name the culprit. */
-  async #whichKernelFailed(message: string): Promise<DiagnosticError> {
-    const { device } = this.dev;
-    for (const s of this.#steps) {
-      device.pushErrorScope("validation");
-      const encoder = device.createCommandEncoder();
-      const pass = encoder.beginComputePass();
-      this.#dispatch(pass, s);
-      pass.end();
-      encoder.finish();
-      const error = await device.popErrorScope();
-      if (error)
-        return new DiagnosticError(
-          diag("AX4001", { kernel: s.kernel.name, layer: s.kernel.layer, message: error.message }, undefined),
-        );
-    }
-    return new DiagnosticError(
-      diag(
-        "AX4001",
-        { kernel: this.dev.activity.kernel, layer: "(the forward schedule)", message },
-        undefined,
-      ),
-    );
+    return encodeReadback(this.dev, encoder, this.#range(t), t);
   }
 }

@@ -32,7 +32,8 @@ import type {
 import type { OpenDevice } from "./devices.ts";
 import type { KernelTiming } from "./executor.ts";
 import { type TensorMemory, type TensorRange, allocateTensors, rangeOf } from "./arenas.ts";
-import { buildKernelStep, messageOf } from "./pipeline.ts";
+import { buildKernelStep } from "./pipeline.ts";
+import { awaitOnDevice, encodeDispatches, encodeReadback } from "./submit.ts";
 
 /** One transfer of a run: what moved, where, how many bytes, and host time from submit to written. */
 export interface TransferTiming {
@@ -207,29 +208,6 @@ export class PlacedRuntime {
     return parts;
   }
 
-  /** Writes full tensors keyed by parameter name into `tensorOf(param)`'s parts; AX4005 on a bad one. */
-  uploadByParam(
-    values: ReadonlyMap<string, Float32Array>,
-    tensorOf: (p: string) => string,
-    file: string,
-    names: string[],
-  ) {
-    const problem = (text: string) => new DiagnosticError(diag("AX4005", { file, problem: text }, undefined));
-    for (const name of names) {
-      const param = this.plan.params.find((p) => p.name === name)!;
-      const data = values.get(name);
-      if (!data) throw problem(`missing \`${name}\``);
-      if (data.length !== elementCount(param.shape))
-        throw problem(
-          `\`${name}\` has ${data.length} values, expected ${elementCount(param.shape)} ([${param.shape.join(", ")}])`,
-        );
-      for (const t of this.partsOf(tensorOf(name))) {
-        const offset = t.partOf?.offset ?? 0;
-        this.write(t, data.subarray(offset, offset + elementCount(t.shape)));
-      }
-    }
-  }
-
   /** Checks an input's size and writes it everywhere it is replicated (AX4006 on a wrong one). */
   writeInput(name: string, data: Float32Array, file = "(input)") {
     const t = this.tensors.get(name);
@@ -348,9 +326,7 @@ export class PlacedRuntime {
               },
             })
           : (passes[d] ??= encoder(d).beginComputePass({ label: what }));
-        pass.setPipeline(s.pipeline);
-        pass.setBindGroup(0, s.bindGroup);
-        pass.dispatchWorkgroups(...s.kernel.dispatch);
+        encodeDispatches(pass, [s]);
         if (querySet) pass.end();
         continue;
       }
@@ -472,35 +448,11 @@ export class PlacedRuntime {
   }
 
   #encodeReadback(encoder: GPUCommandEncoder, t: PlanTensor): () => Promise<Float32Array> {
-    const source = this.range(t.name);
-    const size = align4(t.bytes);
-    const staging = this.dev(t.device).device.createBuffer({
-      label: `readback ${t.name}`,
-      size,
-      usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
-    });
-    encoder.copyBufferToBuffer(source.buffer, source.offset, staging, 0, size);
-    return async () => {
-      await this.#guard(staging.mapAsync(GPUMapMode.READ), t.device);
-      const bytes = staging.getMappedRange().slice(0, t.bytes);
-      staging.destroy();
-      if (t.dtype === "i32") return Float32Array.from(new Int32Array(bytes));
-      if (t.dtype === "u32") return Float32Array.from(new Uint32Array(bytes));
-      return new Float32Array(bytes);
-    };
+    return encodeReadback(this.dev(t.device), encoder, this.range(t.name), t);
   }
 
-  async #guard<T>(work: Promise<T>, device: number): Promise<T> {
-    const dev = this.dev(device);
-    const lost = dev.lost.then((e) => Promise.reject(e));
-    try {
-      return await Promise.race([work, lost]);
-    } catch (e) {
-      if (e instanceof DiagnosticError) throw e;
-      throw new DiagnosticError(
-        diag("AX4003", { device: dev.label, reason: messageOf(e), kernel: dev.activity.kernel }, undefined),
-      );
-    }
+  #guard<T>(work: Promise<T>, device: number): Promise<T> {
+    return awaitOnDevice(this.dev(device), work);
   }
 
   destroy() {

@@ -13,6 +13,7 @@ import {
   internal,
 } from "./placed-runtime.ts";
 import { concat } from "./concat.ts";
+import { firstNonFinite, readTrainingState, uploadByParam } from "./param-io.ts";
 import type { StepResult, Trainer } from "./trainer.ts";
 
 export type { PlacedKernelTiming, TransferTiming } from "./placed-runtime.ts";
@@ -37,7 +38,8 @@ export class PlacedExecutor {
   }
 
   uploadParams(params: ReadonlyMap<string, Float32Array>, file = "(parameters)"): void {
-    this.#rt.uploadByParam(
+    uploadByParam(
+      this.#rt,
       params,
       (p) => p,
       file,
@@ -132,7 +134,8 @@ class PlacedTrainer implements Trainer {
   }
 
   uploadParams(params: ReadonlyMap<string, Float32Array>): void {
-    this.#rt.uploadByParam(
+    uploadByParam(
+      this.#rt,
       params,
       (p) => p,
       "(parameters)",
@@ -142,7 +145,7 @@ class PlacedTrainer implements Trainer {
 
   uploadVelocities(v: ReadonlyMap<string, Float32Array>): void {
     const velocities = this.#training.velocities;
-    this.#rt.uploadByParam(v, (p) => velocities[p], "(velocities)", Object.keys(velocities));
+    uploadByParam(this.#rt, v, (p) => velocities[p], "(velocities)", Object.keys(velocities));
   }
 
   /** Devices the input batch is split over: data and hybrid placement split it, model does not. */
@@ -296,24 +299,16 @@ class PlacedTrainer implements Trainer {
     return this.#inExampleOrder(values);
   }
 
-  async #readByParam(names: string[], tensorOf: (p: string) => string): Promise<Map<string, Float32Array>> {
-    const values = await this.#rt.readMany(names.map(tensorOf));
-    return new Map(names.map((n, i) => [n, values[i]]));
-  }
-
   readParams(): Promise<Map<string, Float32Array>> {
-    return this.#readByParam(
-      this.plan.params.map((p) => p.name),
-      (p) => p,
-    );
+    return readTrainingState(this.#rt, this.#training, "params");
   }
 
   readVelocities(): Promise<Map<string, Float32Array>> {
-    return this.#readByParam(Object.keys(this.#training.velocities), (p) => this.#training.velocities[p]);
+    return readTrainingState(this.#rt, this.#training, "velocities");
   }
 
   readGradients(): Promise<Map<string, Float32Array>> {
-    return this.#readByParam(Object.keys(this.#training.gradients), (p) => this.#training.gradients[p]);
+    return readTrainingState(this.#rt, this.#training, "gradients");
   }
 
   async readTensor(name: string): Promise<Float32Array> {
@@ -333,20 +328,8 @@ class PlacedTrainer implements Trainer {
   async findNonFinite(): Promise<{ layer: string; kind: "activation" | "gradient" } | undefined> {
     // With shared memory later kernels overwrote the activations and gradients: no layer to name.
     if (this.sharesMemory) return undefined;
-    const finite = (a: Float32Array) => a.every(Number.isFinite);
-    const { layers } = this.#training;
-    const scans = [
-      ...layers.map((l) => ({ layer: l.layer, kind: "activation" as const, tensors: l.activations })),
-      ...[...layers]
-        .reverse()
-        .map((l) => ({ layer: l.layer, kind: "gradient" as const, tensors: l.gradients })),
-    ];
     const origin = this.plan.placement?.nodes ?? {};
-    for (const scan of scans) {
-      const values = await this.#rt.readMany(scan.tensors);
-      if (!values.every(finite)) return { layer: origin[scan.layer]?.layer ?? scan.layer, kind: scan.kind };
-    }
-    return undefined;
+    return firstNonFinite(this.#rt, this.#training, (layer) => origin[layer]?.layer ?? layer);
   }
 
   destroy(): void {

@@ -18,9 +18,11 @@ import { DiagnosticError, diag } from "../compiler/diagnostics.ts";
 import { elementCount } from "../compiler/graph.ts";
 import type { CompiledPlan, Plan, PlanTensor, PlanTraining, ScheduleStep } from "../compiler/plan.ts";
 import type { OpenDevice } from "./devices.ts";
-import { buildKernelStep, messageOf, type KernelStep } from "./pipeline.ts";
+import { buildKernelStep, type KernelStep } from "./pipeline.ts";
 import { type TensorMemory, allocateTensors, rangeOf } from "./arenas.ts";
 import { concat } from "./concat.ts";
+import { type TensorAccess, firstNonFinite, readTrainingState, uploadByParam } from "./param-io.ts";
+import { awaitOnDevice, encodeReadback, encodeSchedule, findRejectedKernel } from "./submit.ts";
 
 export interface StepResult {
   /** The batch-mean loss of this step's forward pass (before the update). */
@@ -66,7 +68,6 @@ function sumTimes(total: StepResult["kernels"], next: StepResult["kernels"]): St
   return total.map((t, i) => ({ ...t, ms: t.ms + next[i].ms }));
 }
 
-const align4 = (n: number) => Math.max(4, Math.ceil(n / 4) * 4);
 const internal = (message: string) => new DiagnosticError(diag("AX9001", { message }, undefined));
 
 export async function createTrainer(dev: OpenDevice, compiled: CompiledPlan): Promise<Trainer> {
@@ -121,6 +122,7 @@ class PlanTrainer implements Trainer {
   readonly #tensors: Map<string, PlanTensor>;
   readonly #train: Step[];
   readonly #eval: Step[];
+  readonly #io: TensorAccess;
   #stepCount = 0;
   /** Micro-batched plans: the whole batch, kept on the host and written chunk by chunk. */
   #images?: Float32Array;
@@ -141,44 +143,27 @@ class PlanTrainer implements Trainer {
     this.#tensors = new Map(plan.tensors.map((t) => [t.name, t]));
     this.#train = train;
     this.#eval = evalSteps;
+    this.#io = {
+      plan,
+      partsOf: (name) => this.#partsOf(name),
+      write: (t, data) => this.#write(t, data),
+      readMany: (names) => this.#readMany(names),
+    };
   }
 
   uploadParams(params: ReadonlyMap<string, Float32Array>): void {
-    this.#uploadByParam(
+    uploadByParam(
+      this.#io,
       params,
       (p) => p,
-      "parameters",
+      "(parameters)",
       this.plan.params.map((p) => p.name),
     );
   }
 
   uploadVelocities(v: ReadonlyMap<string, Float32Array>): void {
     const velocities = this.#training.velocities;
-    this.#uploadByParam(v, (p) => velocities[p], "velocities", Object.keys(velocities));
-  }
-
-  /** Writes full PyTorch-layout tensors keyed by parameter name into `tensorOf(param)` (or its parts). */
-  #uploadByParam(
-    values: ReadonlyMap<string, Float32Array>,
-    tensorOf: (p: string) => string,
-    file: string,
-    names: string[],
-  ) {
-    const problem = (text: string) =>
-      new DiagnosticError(diag("AX4005", { file: `(${file})`, problem: text }, undefined));
-    for (const name of names) {
-      const param = this.plan.params.find((p) => p.name === name)!;
-      const data = values.get(name);
-      if (!data) throw problem(`missing \`${name}\``);
-      if (data.length !== elementCount(param.shape))
-        throw problem(
-          `\`${name}\` has ${data.length} values, expected ${elementCount(param.shape)} ([${param.shape.join(", ")}])`,
-        );
-      for (const t of this.#partsOf(tensorOf(name))) {
-        const offset = t.partOf?.offset ?? 0;
-        this.#write(t, data.subarray(offset, offset + elementCount(t.shape)));
-      }
-    }
+    uploadByParam(this.#io, v, (p) => velocities[p], "(velocities)", Object.keys(velocities));
   }
 
   writeBatch(images: Float32Array, labels: Int32Array): void {
@@ -309,56 +294,18 @@ class PlanTrainer implements Trainer {
     device.pushErrorScope("out-of-memory");
     device.pushErrorScope("validation");
     const encoder = device.createCommandEncoder({ label: what });
-    // Timing needs one pass per kernel (timestamps are per pass); otherwise one pass for the step.
-    const querySet = timing
-      ? device.createQuerySet({ type: "timestamp", count: 2 * steps.length })
-      : undefined;
-    const resolve = querySet
-      ? device.createBuffer({
-          size: 16 * steps.length,
-          usage: GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC,
-        })
-      : undefined;
-    const passes = querySet ? steps.map((s) => [s]) : [steps];
-    passes.forEach((group, i) => {
-      const pass = encoder.beginComputePass({
-        label: what,
-        ...(querySet
-          ? {
-              timestampWrites: { querySet, beginningOfPassWriteIndex: 2 * i, endOfPassWriteIndex: 2 * i + 1 },
-            }
-          : {}),
-      });
-      for (const s of group) {
-        pass.setPipeline(s.pipeline);
-        pass.setBindGroup(0, s.bindGroup);
-        pass.dispatchWorkgroups(...s.kernel.dispatch);
-      }
-      pass.end();
-    });
+    const readTimes = encodeSchedule(this.#dev, encoder, steps, what, timing);
     const reads = outputs.map((o) => this.#encodeReadback(encoder, this.#tensors.get(o)!));
-    if (querySet && resolve) encoder.resolveQuerySet(querySet, 0, 2 * steps.length, resolve, 0);
-    const readTimes = resolve ? this.#encodeReadbackBuffer(encoder, resolve) : undefined;
     device.queue.submit([encoder.finish()]);
     const validation = await device.popErrorScope();
     const oom = await device.popErrorScope();
-    if (validation) throw await this.#whichKernelFailed(steps, validation.message, what);
+    if (validation) throw await findRejectedKernel(this.#dev, steps, validation.message, what);
     if (oom)
       throw new DiagnosticError(
         diag("AX4002", { device: this.#dev.label, kernel: span, layer: `(the ${what})` }, undefined),
       );
-    const values = await this.#guard(Promise.all(reads.map((r) => r())));
-    let kernels: StepResult["kernels"];
-    if (readTimes) {
-      const ns = new BigInt64Array(await this.#guard(readTimes()));
-      kernels = steps.map((s, i) => ({
-        kernel: s.kernel.name,
-        layer: s.kernel.layer,
-        ms: Number(ns[2 * i + 1] - ns[2 * i]) / 1e6,
-      }));
-      querySet?.destroy();
-      resolve?.destroy();
-    }
+    const values = await awaitOnDevice(this.#dev, Promise.all(reads.map((r) => r())));
+    const kernels = readTimes ? await readTimes() : undefined;
     if (this.#dev.errors.length > errorsBefore)
       throw new DiagnosticError(this.#dev.errors.slice(errorsBefore));
     this.#dev.activity = { kernel: "(none)", layer: "(none)" };
@@ -391,7 +338,8 @@ class PlanTrainer implements Trainer {
       };
     });
     this.#dev.device.queue.submit([encoder.finish()]);
-    return this.#guard(
+    return awaitOnDevice(
+      this.#dev,
       Promise.all(
         pending.map(async ({ total, reads }) => {
           const out = new Float32Array(total);
@@ -402,24 +350,16 @@ class PlanTrainer implements Trainer {
     );
   }
 
-  async #readByParam(names: string[], tensorOf: (p: string) => string): Promise<Map<string, Float32Array>> {
-    const values = await this.#readMany(names.map(tensorOf));
-    return new Map(names.map((n, i) => [n, values[i]]));
-  }
-
   readParams(): Promise<Map<string, Float32Array>> {
-    return this.#readByParam(
-      this.plan.params.map((p) => p.name),
-      (p) => p,
-    );
+    return readTrainingState(this.#io, this.#training, "params");
   }
 
   readVelocities(): Promise<Map<string, Float32Array>> {
-    return this.#readByParam(Object.keys(this.#training.velocities), (p) => this.#training.velocities[p]);
+    return readTrainingState(this.#io, this.#training, "velocities");
   }
 
   readGradients(): Promise<Map<string, Float32Array>> {
-    return this.#readByParam(Object.keys(this.#training.gradients), (p) => this.#training.gradients[p]);
+    return readTrainingState(this.#io, this.#training, "gradients");
   }
 
   get sharesMemory(): boolean {
@@ -434,21 +374,7 @@ class PlanTrainer implements Trainer {
     // With shared memory the activations and gradients were overwritten by later kernels: scanning
     // them would blame the wrong layer, so say nothing rather than something wrong.
     if (this.#memory.shared) return undefined;
-    const finite = (a: Float32Array) => a.every(Number.isFinite);
-    const { layers } = this.#training;
-    // Activations in forward order, then gradients in backward (reverse) order: the first place a
-    // NaN/Inf appears in the schedule is the layer to blame.
-    const scans: { layer: string; kind: "activation" | "gradient"; tensors: string[] }[] = [
-      ...layers.map((l) => ({ layer: l.layer, kind: "activation" as const, tensors: l.activations })),
-      ...[...layers]
-        .reverse()
-        .map((l) => ({ layer: l.layer, kind: "gradient" as const, tensors: l.gradients })),
-    ];
-    for (const scan of scans) {
-      const values = await this.#readMany(scan.tensors);
-      if (!values.every(finite)) return { layer: scan.layer, kind: scan.kind };
-    }
-    return undefined;
+    return firstNonFinite(this.#io, this.#training);
   }
 
   destroy(): void {
@@ -456,78 +382,9 @@ class PlanTrainer implements Trainer {
     this.#memory.buffers.length = 0;
   }
 
-  /** Copies a whole buffer to a fresh staging buffer; the function maps it and returns the bytes. */
-  #encodeReadbackBuffer(encoder: GPUCommandEncoder, source: GPUBuffer): () => Promise<ArrayBuffer> {
-    const staging = this.#dev.device.createBuffer({
-      size: source.size,
-      usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
-    });
-    encoder.copyBufferToBuffer(source, 0, staging, 0, source.size);
-    return async () => {
-      await staging.mapAsync(GPUMapMode.READ);
-      const bytes = staging.getMappedRange().slice(0);
-      staging.destroy();
-      return bytes;
-    };
-  }
-
   #encodeReadback(encoder: GPUCommandEncoder, t: PlanTensor): () => Promise<Float32Array> {
     const source = rangeOf(this.#memory, t);
     if (!source) throw internal(`tensor \`${t.name}\` has no buffer on ${this.#dev.label}`);
-    const size = align4(t.bytes);
-    const staging = this.#dev.device.createBuffer({
-      label: `readback ${t.name}`,
-      size,
-      usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
-    });
-    encoder.copyBufferToBuffer(source.buffer, source.offset, staging, 0, size);
-    return async () => {
-      await staging.mapAsync(GPUMapMode.READ);
-      const bytes = staging.getMappedRange().slice(0, t.bytes);
-      staging.destroy();
-      // Integer tensors (labels, the uniform's words) come back as their values, not their bits.
-      if (t.dtype === "i32") return Float32Array.from(new Int32Array(bytes));
-      if (t.dtype === "u32") return Float32Array.from(new Uint32Array(bytes));
-      return new Float32Array(bytes);
-    };
-  }
-
-  async #guard<T>(work: Promise<T>): Promise<T> {
-    const lost = this.#dev.lost.then((e) => Promise.reject(e));
-    try {
-      return await Promise.race([work, lost]);
-    } catch (e) {
-      if (e instanceof DiagnosticError) throw e;
-      throw new DiagnosticError(
-        diag(
-          "AX4003",
-          { device: this.#dev.label, reason: messageOf(e), kernel: this.#dev.activity.kernel },
-          undefined,
-        ),
-      );
-    }
-  }
-
-  /** Re-validates kernel by kernel (encode only) to name the one WebGPU rejected. */
-  async #whichKernelFailed(steps: Step[], message: string, what: string): Promise<DiagnosticError> {
-    const { device } = this.#dev;
-    for (const s of steps) {
-      device.pushErrorScope("validation");
-      const encoder = device.createCommandEncoder();
-      const pass = encoder.beginComputePass();
-      pass.setPipeline(s.pipeline);
-      pass.setBindGroup(0, s.bindGroup);
-      pass.dispatchWorkgroups(...s.kernel.dispatch);
-      pass.end();
-      encoder.finish();
-      const error = await device.popErrorScope();
-      if (error)
-        return new DiagnosticError(
-          diag("AX4001", { kernel: s.kernel.name, layer: s.kernel.layer, message: error.message }, undefined),
-        );
-    }
-    return new DiagnosticError(
-      diag("AX4001", { kernel: this.#dev.activity.kernel, layer: `(the ${what})`, message }, undefined),
-    );
+    return encodeReadback(this.#dev, encoder, source, t);
   }
 }

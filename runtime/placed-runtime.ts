@@ -30,10 +30,12 @@ import type {
   TransferStep,
 } from "../compiler/plan.ts";
 import type { OpenDevice } from "./devices.ts";
-import type { KernelTiming } from "./executor.ts";
 import { type TensorMemory, type TensorRange, allocateTensors, rangeOf } from "./arenas.ts";
 import { buildKernelStep } from "./pipeline.ts";
+import { type PlacedKernelTiming, placedTimestamps } from "./placed-timing.ts";
 import { awaitOnDevice, encodeDispatches, encodeReadback } from "./submit.ts";
+
+export type { PlacedKernelTiming } from "./placed-timing.ts";
 
 /** One transfer of a run: what moved, where, how many bytes, and host time from submit to written. */
 export interface TransferTiming {
@@ -42,11 +44,6 @@ export interface TransferTiming {
   to: number;
   bytes: number;
   ms: number;
-}
-
-/** One kernel's GPU time (its device's timestamp queries), with the device it ran on. */
-export interface PlacedKernelTiming extends KernelTiming {
-  device: number;
 }
 
 export type Built =
@@ -235,21 +232,8 @@ export class PlacedRuntime {
     timing = false,
   ): Promise<{ values: Float32Array[]; transfers: TransferTiming[]; kernels?: PlacedKernelTiming[] }> {
     const n = this.devs.length;
-    // Timing: one query set per device, one pass per kernel (timestamps are per pass), and only
-    // when every device that runs a kernel has timestamp queries.
-    const perDevice = new Array<number>(n).fill(0);
-    for (const s of steps) if (s.kind === "dispatch") perDevice[s.kernel.device]++;
-    const timed =
-      timing &&
-      perDevice.some((c) => c > 0) &&
-      perDevice.every((c, d) => c === 0 || (this.devs[d].timestamps && 2 * c <= 4096));
-    const querySets = perDevice.map((c, d) =>
-      timed && c > 0
-        ? this.devs[d].device.createQuerySet({ label: `${what} timing`, type: "timestamp", count: 2 * c })
-        : undefined,
-    );
-    const slots = new Array<number>(n).fill(0);
-    const timedKernels: { kernel: PlanKernel; slot: number }[] = [];
+    const kernels = steps.flatMap((s) => (s.kind === "dispatch" ? [s.kernel] : []));
+    const clock = placedTimestamps(this.devs, kernels, what, timing);
     const span = `(the ${what})`;
     const errorsBefore = this.devs.map((d) => d.errors.length);
     for (const d of this.devs) {
@@ -313,21 +297,11 @@ export class PlacedRuntime {
           const root = this.root(b.tensor);
           if (inFlight.has(root)) await land(root);
         }
-        const querySet = querySets[d];
-        const slot = slots[d]++;
-        if (querySet) timedKernels.push({ kernel: s.kernel, slot });
-        const pass = querySet
-          ? encoder(d).beginComputePass({
-              label: s.kernel.name,
-              timestampWrites: {
-                querySet,
-                beginningOfPassWriteIndex: 2 * slot,
-                endOfPassWriteIndex: 2 * slot + 1,
-              },
-            })
-          : (passes[d] ??= encoder(d).beginComputePass({ label: what }));
+        // Timed devices run every kernel in a pass of its own, so no shared pass is open there.
+        const own = clock.timedPass(encoder(d), s.kernel);
+        const pass = own ?? (passes[d] ??= encoder(d).beginComputePass({ label: what }));
         encodeDispatches(pass, [s]);
-        if (querySet) pass.end();
+        own?.end();
         continue;
       }
       const { from } = s.step;
@@ -350,34 +324,11 @@ export class PlacedRuntime {
       endPass(t.device);
       return this.#encodeReadback(encoder(t.device), t);
     });
-    const times = querySets.map((querySet, d) => {
-      if (!querySet) return undefined;
-      const { device } = this.devs[d];
-      const size = 8 * querySet.count;
-      const resolve = device.createBuffer({
-        label: `${what} timing resolve`,
-        size,
-        usage: GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC,
-      });
-      const readback = device.createBuffer({
-        label: `${what} timing readback`,
-        size,
-        usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
-      });
+    for (let d = 0; d < n; d++) {
+      if (!clock.has(d)) continue;
       endPass(d);
-      encoder(d).resolveQuerySet(querySet, 0, querySet.count, resolve, 0);
-      encoder(d).copyBufferToBuffer(resolve, 0, readback, 0, size);
-      return async () => {
-        try {
-          await this.#guard(readback.mapAsync(GPUMapMode.READ), d);
-          return new BigInt64Array(readback.getMappedRange().slice(0));
-        } finally {
-          querySet.destroy();
-          resolve.destroy();
-          readback.destroy();
-        }
-      };
-    });
+      clock.encodeResolve(d, encoder(d));
+    }
     for (let d = 0; d < n; d++) submit(d);
     const failures: DiagnosticError[] = [];
     for (const [d, dev] of this.devs.entries()) {
@@ -398,24 +349,12 @@ export class PlacedRuntime {
     }
     if (failures.length > 0) throw failures[0];
     const values = await Promise.all(reads.map((r) => r()));
-    let kernels: PlacedKernelTiming[] | undefined;
-    if (timed) {
-      const ns = await Promise.all(times.map((read) => read?.()));
-      kernels = timedKernels.map(({ kernel, slot }) => {
-        const t = ns[kernel.device]!;
-        return {
-          kernel: kernel.name,
-          layer: kernel.layer,
-          ms: Number(t[2 * slot + 1] - t[2 * slot]) / 1e6,
-          device: kernel.device,
-        };
-      });
-    }
+    const times = await clock.read();
     for (const [d, dev] of this.devs.entries()) {
       if (dev.errors.length > errorsBefore[d]) throw new DiagnosticError(dev.errors.slice(errorsBefore[d]));
       dev.activity = { kernel: "(none)", layer: "(none)" };
     }
-    return { values, transfers, ...(kernels ? { kernels } : {}) };
+    return { values, transfers, ...(times ? { kernels: times } : {}) };
   }
 
   /** Reads tensors (split ones reassembled from their parts, wherever they live). */

@@ -7,8 +7,9 @@
 import type { IRecognitionException, IToken } from "chevrotain";
 import { diag, type Diagnostic } from "../compiler/diagnostics.ts";
 import type { Comment, Position, SourceFile, Span } from "./ast.ts";
+import { tokenSpan } from "./cst-positions.ts";
 import { describeFound, parser, quoteSource as quote } from "./parser.ts";
-import { buildItems, tokenSpan } from "./to-ast.ts";
+import { buildItems } from "./to-ast.ts";
 import {
   Identifier,
   LBracket,

@@ -37,3 +37,18 @@ export function createNamespace(): (text: string) => string {
     return name;
   };
 }
+
+/** Text for inside a generated template literal: backslashes, backticks and `${` escaped. */
+export function templateText(text: string): string {
+  return text.replace(/[\\`]|\$\{/g, (m) => `\\${m}`);
+}
+
+/** Text for inside a generated double-quoted string literal (an import path): JSON's escapes. */
+export function stringText(text: string): string {
+  return JSON.stringify(text).slice(1, -1);
+}
+
+/** Text for one line of a generated `//` comment: line breaks become spaces. */
+export function commentText(text: string): string {
+  return text.replace(/[\r\n\u2028\u2029]+/g, " ");
+}

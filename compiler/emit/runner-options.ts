@@ -2,13 +2,14 @@
 // options it takes and their parsing, with defaults from the RECIPE and DATA constants the program
 // bakes in before this section.
 import type { DataSpec } from "../check/recipe.ts";
+import { templateText } from "./names.ts";
 import type { RunnerContext } from "./train-runner.ts";
 
 export function optionsSource(ctx: RunnerContext): string {
   const { graph, data } = ctx;
-  return `const HELP = \`Trains ${graph.name} on ${data.dataset === "image_folder" ? "an image folder" : "Fashion-MNIST"} with the recipe of ${ctx.source}.
+  return `const HELP = \`Trains ${graph.name} on ${data.dataset === "image_folder" ? "an image folder" : "Fashion-MNIST"} with the recipe of ${templateText(ctx.source)}.
 
-usage: ${ctx.runCommand} [options]
+usage: ${templateText(ctx.runCommand)} [options]
 
 ${dataHelp(data)}
   --epochs N             epochs to train (default \${RECIPE.epochs})

@@ -22,22 +22,17 @@
 // batch norm normalises with per-micro-batch statistics (and updates its running averages K times)
 // and `grad:P` holds only the last micro-step's share. Dropout masks are those of the whole batch:
 // every micro-step uses the step's seed and hashes global example indices (util.ts).
-import { type BackwardStep, type ForwardMode, type TrainingGraph, differentiate } from "./autodiff.ts";
+import { type TrainingGraph, differentiate } from "./autodiff.ts";
 import { DiagnosticError, diag } from "./diagnostics.ts";
 import { type Graph, type Node, elementCount } from "./graph.ts";
-import { computedBy, fusedAt, type Fusion, planFusion } from "./fuse.ts";
+import { fusedAt, type Fusion, planFusion } from "./fuse.ts";
 import { type GradFold, gradFolds } from "./fuse-backward.ts";
 import { withFlatParameters } from "./fuse-optimizer.ts";
-import { type LowerOptions, lower, tiles } from "./lower.ts";
+import { type LowerOptions, lower } from "./lower.ts";
 import { microBatchFor } from "./weight-split.ts";
-import {
-  type OpContext,
-  type Part,
-  STEP_UNIFORM,
-  lowerTrainBackward,
-  lowerTrainForward,
-} from "./lower-train-ops.ts";
-import { type TrainingFusion, lrnPoolTrainKernel, trainingFusion } from "./lower-train-fused.ts";
+import { type Part, STEP_UNIFORM } from "./lower-train-ops.ts";
+import { type TrainingFusion, trainingFusion } from "./lower-train-fused.ts";
+import { type StepLowering, lowerStep } from "./lower-train-steps.ts";
 import {
   type CompiledPlan,
   type PlanKernel,
@@ -45,9 +40,6 @@ import {
   type PlanTraining,
   planSchema,
 } from "./plan.ts";
-import { ACCUMULATE_MAX_TERMS, accumulateKernel } from "./wgsl/backward/elementwise.ts";
-import { softmaxCrossEntropyKernel } from "./wgsl/backward/softmax.ts";
-import { updateKernel } from "./wgsl/backward/update.ts";
 import type { TrainKernelSource } from "./wgsl/backward/util.ts";
 import type { KernelSource } from "./wgsl/common.ts";
 
@@ -97,7 +89,7 @@ function internal(message: string, span?: Node["span"]): DiagnosticError {
 
 const sanitize = (name: string) => name.toLowerCase().replace(/[^a-z0-9_]/g, "_");
 
-class TrainLowering {
+class TrainLowering implements StepLowering {
   readonly tensors = new Map<string, PlanTensor>();
   readonly kernels: PlanKernel[] = [];
   readonly wgsl: Record<string, string> = {};
@@ -254,25 +246,7 @@ class TrainLowering {
       this.paramLike(p.name, tg.velocities[p.name], "velocity");
     }
 
-    for (const step of tg.steps) {
-      switch (step.kind) {
-        case "forward":
-          this.forward(this.node(step.node), step.mode);
-          break;
-        case "loss":
-          this.loss(this.node(step.node));
-          break;
-        case "backward":
-          this.backward(this.node(step.node), step);
-          break;
-        case "accumulate":
-          this.accumulate(step.value, step.terms, step.output);
-          break;
-        case "update":
-          this.update(step.param, step.layer);
-          break;
-      }
-    }
+    for (const step of tg.steps) lowerStep(this, step);
     this.lowerEval(inference);
 
     const logits = this.tensors.get(graph.logits);
@@ -318,16 +292,6 @@ class TrainLowering {
     return { plan: checked.data, wgsl: this.wgsl };
   }
 
-  node(name: string): Node {
-    const n = this.graph.nodes.find((x) => x.name === name);
-    if (!n) throw internal(`the training graph names an unknown node \`${name}\``);
-    return n;
-  }
-
-  param(node: Node, suffix: string): string | undefined {
-    return node.params.find((p) => p === `${node.name}.${suffix}`);
-  }
-
   /** The inference schedule of lower.ts, activations renamed `eval:X`, parameters shared. */
   lowerEval(inference: CompiledPlan) {
     const rename = (t: string) => (this.tensors.get(t)?.role === "param" ? t : `eval:${t}`);
@@ -353,127 +317,6 @@ class TrainLowering {
         "eval",
       );
     }
-  }
-
-  // ---- forward in training mode, loss, backward, updates ----
-
-  context(node: Node): OpContext {
-    const x = node.inputs[0];
-    return {
-      batch: this.batch,
-      lossBatch: this.wholeBatch,
-      tg: this.tg,
-      foldBias: this.opts.fuse !== false,
-      node,
-      x,
-      inShape: this.shapes.get(x)!,
-      y: node.name,
-      id: this.id(node.name),
-      shapeOf: (value) => this.shapes.get(value)!,
-      param: (suffix) => this.param(node, suffix),
-      parts: (param) => this.parts.get(param)!,
-      partNames: (param, base) => this.partNames(param, base),
-      add: (name, shape, role, extra) => this.add(name, shape, role, extra ?? {}),
-      tiles: (kind, shape) => tiles(this.opts, kind, shape),
-      emit: (what, source) => this.emit(node.name, what, source),
-    };
-  }
-
-  forward(node: Node, mode: ForwardMode) {
-    if (mode === "view") return this.batched(node.name, node.name, "activation", node.inputs[0]);
-    // An absorbed layer is computed by its anchor's kernels, into the group's output (fuse.ts).
-    if (computedBy(this.fusion, node.name, this.fused.active)) return;
-    const fused = fusedAt(this.fusion, node.name, this.fused.active);
-    const output = fused?.output ?? node.name;
-    this.batched(output, output, "activation");
-    const c = this.context(node);
-    const id = { ...c.id, group: fused?.members ?? [node.name] };
-    if (fused?.prologue) {
-      // the LRN's output is never stored; the arg-max the pool's backward reads is (lower-train-fused.ts)
-      const argmax = this.fused.savedAs.get(fused.prologue.node);
-      if (argmax) this.add(argmax, [this.batch, ...node.shape], "saved", { dtype: "u32" });
-      const spec = { batch: this.batch, lrn: this.node(fused.prologue.node), pool: node, argmax };
-      return this.emit(node.name, "fwd", lrnPoolTrainKernel(id, spec));
-    }
-    const dropout = fused?.dropout && this.fused.dropoutEpilogue(fused.dropout.node);
-    lowerTrainForward({ ...c, id, y: output, activation: fused?.epilogue?.op, dropout });
-  }
-
-  loss(node: Node) {
-    const logits = node.inputs[0];
-    const classes = elementCount(this.shapes.get(logits)!);
-    this.add(node.name, [1], "loss");
-    this.add(`${node.name}:per_example`, [this.batch], "loss");
-    this.add(`${node.name}:probs`, [this.batch, classes], "saved");
-    this.emit(
-      node.name,
-      "loss",
-      softmaxCrossEntropyKernel(this.id(node.name), {
-        batch: this.batch,
-        classes,
-        tensors: {
-          logits,
-          labels: this.tg.labels,
-          probs: `${node.name}:probs`,
-          perExample: `${node.name}:per_example`,
-          loss: node.name,
-        },
-      }),
-    );
-  }
-
-  backward(node: Node, step: BackwardStep) {
-    // A folded activation's derivative is applied by the kernel that produces its ∂L/∂y.
-    if ([...this.folds.values()].some((f) => f.activation === node.name)) return;
-    const dy = step.dy ?? "";
-    const fold = this.folds.get(node.name);
-    for (const term of step.dx) {
-      if (fold) this.batched(fold.dx, fold.input, "gradient");
-      else if (term.view) this.batched(term.term, term.input, "gradient", dy);
-      else this.batched(term.term, term.input, "gradient");
-    }
-    if (step.dx.every((t) => t.view) && step.dparams.length === 0) return;
-    // Only concat has several inputs, and it finds each input's term by slot itself.
-    const c = {
-      ...this.context(node),
-      ...(fold ? { gradFold: { op: fold.op, y: fold.y } } : {}),
-      // a relu fused with a dropout reads the dropout's output (lower-train-fused.ts)
-      ...(node.attrs.op === "relu" ? { y: this.fused.savedAs.get(node.name) ?? node.name } : {}),
-      argmaxSaved: node.attrs.op === "maxpool" && this.tensors.has(`${node.name}:argmax`),
-    };
-    lowerTrainBackward(c, { dy, dx: fold ? fold.dx : step.dx[0]?.term, step });
-  }
-
-  accumulate(value: string, terms: string[], output: string) {
-    this.batched(output, value, "gradient");
-    const shape = [this.batch, ...this.shapes.get(value)!];
-    for (let j = 0; j < terms.length; j += ACCUMULATE_MAX_TERMS) {
-      const chunk = terms.slice(j, j + ACCUMULATE_MAX_TERMS);
-      this.emit(
-        value,
-        "accum",
-        accumulateKernel(this.id(value), { shape, terms: chunk, out: output, into: j > 0 }),
-      );
-    }
-  }
-
-  update(param: string, layer: string) {
-    const weights = this.partNames(param, param);
-    const grads = this.partNames(param, this.tg.gradients[param]);
-    const velocities = this.partNames(param, this.tg.velocities[param]);
-    weights.forEach((w, j) =>
-      this.emit(
-        layer,
-        "update",
-        updateKernel(this.id(layer), {
-          shape: this.tensors.get(w)!.shape,
-          momentum: this.opts.momentum,
-          weightDecay: this.opts.weightDecay,
-          tensors: { w, v: velocities[j], g: grads[j], step: STEP_UNIFORM },
-          micro: this.wholeBatch !== this.batch,
-        }),
-      ),
-    );
   }
 }
 

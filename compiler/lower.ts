@@ -14,7 +14,7 @@
 // A batch whose activations exceed `maxBindingBytes` is micro-batched (`microBatchFor`, the plan's
 // `microBatch`): the kernels are lowered for a divisor of the batch and the runtime runs them per chunk.
 // Buffers are one per plan tensor; the memory planner (arenas, reuse) comes later.
-import { type Code, type Diagnostic, DiagnosticError, diag } from "./diagnostics.ts";
+import { DiagnosticError, diag } from "./diagnostics.ts";
 import { type Fusion, computedBy, fusedAt, planFusion } from "./fuse.ts";
 import { type Tiles, type TunableKind, type TunableShape, type TuningTable, tilesFor } from "./tuning.ts";
 import { type Graph, type Node, elementCount } from "./graph.ts";
@@ -31,16 +31,14 @@ import { batchNormKernel } from "./wgsl/batchnorm.ts";
 import type { TrainKernelSource } from "./wgsl/backward/util.ts";
 import type { KernelIdentity, KernelSource } from "./wgsl/common.ts";
 import { concatKernel } from "./wgsl/concat.ts";
-import { type ConvSpec, convKernel } from "./wgsl/conv.ts";
-import type { ConvGeometry } from "./wgsl/conv-geometry.ts";
 import { denseKernel } from "./wgsl/dense.ts";
 import { lrnKernel } from "./wgsl/lrn.ts";
 import { poolKernel } from "./wgsl/pool.ts";
 import { softmaxKernel } from "./wgsl/softmax.ts";
 import { withF16Storage } from "./wgsl/f16-storage.ts";
-import { winogradApplies } from "./wgsl/winograd.ts";
-import { winogradPlan } from "./wgsl/winograd-plan.ts";
-import { type WeightPart, microBatchFor, splitWeightRows } from "./weight-split.ts";
+import { type WeightPart, microBatchFor } from "./weight-split.ts";
+import { type ConvContext, convKernels } from "./lower-conv.ts";
+import { type TensorStorage, activationTensor, elementBytes, paramTensors } from "./lower-tensors.ts";
 
 export interface LowerOptions {
   /** Examples per run; every activation is [batch, ...]. */
@@ -78,14 +76,6 @@ export function tiles(opts: LowerOptions, kind: TunableKind, shape: TunableShape
 
 const DEVICE = 0;
 
-/** Winograd only where a convolution has at least this many output tiles per run (batch × tiles). */
-const WINOGRAD_MIN_TILES = 16;
-
-/** Bytes per stored element. */
-function elementBytes(storage: LowerOptions["storage"]): number {
-  return storage === "f16" ? 2 : 4;
-}
-
 /** `stem.conv` → `stem_conv`: kernel names must match /^[a-z][a-z0-9_]*$/ (the `k` prefix starts it). */
 function sanitize(name: string): string {
   return name.toLowerCase().replace(/[^a-z0-9_]/g, "_");
@@ -93,16 +83,6 @@ function sanitize(name: string): string {
 
 function internal(message: string, span?: Node["span"]): DiagnosticError {
   return new DiagnosticError(diag("AX9001", { message }, span));
-}
-
-function fail(
-  code: Code,
-  args: Record<string, string | number>,
-  span: Node["span"] | undefined,
-  help?: string,
-): never {
-  const d: Diagnostic = diag(code, args, span, help ? { help } : {});
-  throw new DiagnosticError(d);
 }
 
 class Lowering {
@@ -119,14 +99,18 @@ class Lowering {
   /** Kernels run once per parameter upload (Winograd weight transforms), outside the schedule. */
   readonly prepare: string[] = [];
   readonly wgsl: Record<string, string> = {};
-  readonly dtype: "f32" | "f16";
-  readonly elementBytes: number;
+  readonly storage: TensorStorage;
 
   constructor(graph: Graph, opts: LowerOptions) {
     this.graph = graph;
     this.opts = opts;
-    this.dtype = opts.storage ?? "f32";
-    this.elementBytes = elementBytes(opts.storage);
+    this.storage = {
+      batch: opts.batch,
+      maxBindingBytes: opts.maxBindingBytes,
+      dtype: opts.storage ?? "f32",
+      elementBytes: elementBytes(opts.storage),
+      device: DEVICE,
+    };
     this.fusion = planFusion(graph, { enabled: opts.fuse !== false });
   }
 
@@ -188,70 +172,17 @@ class Lowering {
     span: Node["span"] | undefined,
     aliasOf?: string,
   ) {
-    const full = [this.opts.batch, ...shape];
-    const bytes = elementCount(full) * this.elementBytes;
-    if (bytes > this.opts.maxBindingBytes && aliasOf === undefined) {
-      const perExample = elementCount(shape) * this.elementBytes;
-      fail(
-        "AX3001",
-        { tensor: name, bytes, device: `device ${DEVICE}`, limit: this.opts.maxBindingBytes },
-        span,
-        perExample > this.opts.maxBindingBytes
-          ? `\`${name}\` holds ${perExample} bytes per example: even one example does not fit`
-          : `\`${name}\` holds ${perExample} bytes per example: a batch of at most ${Math.floor(this.opts.maxBindingBytes / perExample)} fits`,
-      );
-    }
+    const tensor = activationTensor(this.storage, name, shape, role, span, aliasOf);
     this.shapes.set(name, shape);
-    this.tensors.set(name, {
-      name,
-      shape: full,
-      dtype: this.dtype,
-      role,
-      bytes,
-      device: DEVICE,
-      ...(aliasOf ? { aliasOf } : {}),
-    });
+    this.tensors.set(name, tensor);
     if (aliasOf) this.roots.set(name, aliasOf);
   }
 
   /** Every parameter becomes a tensor; a conv/dense weight over the limit becomes row parts. */
   lowerParams() {
-    const splittable = new Set<string>();
-    for (const node of this.graph.nodes) {
-      if (node.attrs.op === "conv" || node.attrs.op === "dense") {
-        const weight = node.params.find((p) => p.endsWith(".weight"));
-        if (weight) splittable.add(weight);
-      }
-    }
-    for (const param of this.graph.params) {
-      const bytes = elementCount(param.shape) * this.elementBytes;
-      const base = { shape: param.shape, dtype: this.dtype, role: "param" as const, device: DEVICE };
-      if (bytes <= this.opts.maxBindingBytes) {
-        this.tensors.set(param.name, { name: param.name, bytes, ...base });
-        continue;
-      }
-      const span = this.graph.nodes.find((n) => n.name === param.layer)?.span;
-      if (!splittable.has(param.name)) {
-        fail(
-          "AX3001",
-          { tensor: param.name, bytes, device: `device ${DEVICE}`, limit: this.opts.maxBindingBytes },
-          span,
-        );
-      }
-      const parts = splitWeightRows(param, this.elementBytes, this.opts.maxBindingBytes, span);
-      const rowElements = elementCount(param.shape.slice(1));
-      for (const part of parts) {
-        const shape = [part.rowCount, ...param.shape.slice(1)];
-        this.tensors.set(part.tensor, {
-          name: part.tensor,
-          bytes: elementCount(shape) * this.elementBytes,
-          ...base,
-          shape,
-          partOf: { tensor: param.name, offset: part.rowBase * rowElements },
-        });
-      }
-      this.weightParts.set(param.name, parts);
-    }
+    const params = paramTensors(this.graph, this.storage);
+    for (const tensor of params.tensors) this.tensors.set(tensor.name, tensor);
+    for (const [weight, parts] of params.weightParts) this.weightParts.set(weight, parts);
   }
 
   shapeOf(name: string, node: Node): number[] {
@@ -281,81 +212,7 @@ class Lowering {
       ...(equivalentFlops !== undefined ? { equivalentFlops } : {}),
     };
     this.kernels.push(kernel);
-    this.wgsl[name] = this.dtype === "f16" ? withF16Storage(source.wgsl) : source.wgsl;
-  }
-
-  /** A conv node's forward kernel for one weight part, with the tuned tiles for its shape. */
-  convKernel(
-    id: KernelIdentity,
-    node: Node,
-    attrs: Extract<Node["attrs"], { op: "conv" }>,
-    part: WeightPart,
-    rest: Pick<ConvSpec, "tensors" | "activation">,
-  ): TrainKernelSource {
-    const shape = this.convGeometry(node, attrs, part);
-    return convKernel(id, { ...shape, ...tiles(this.opts, "conv", shape), ...rest });
-  }
-
-  /** A conv node's geometry for one weight part: what its forward kernels compute. */
-  private convGeometry(
-    node: Node,
-    attrs: Extract<Node["attrs"], { op: "conv" }>,
-    part: WeightPart,
-  ): ConvGeometry {
-    return {
-      ...{ batch: this.opts.batch, input: this.shapeOf(node.inputs[0], node), output: node.shape },
-      ...{ kernel: attrs.kernel, stride: attrs.stride, pad: attrs.pad, groups: attrs.groups },
-      ...{ outBase: part.rowBase, outCount: part.rowCount },
-    };
-  }
-
-  /**
-   * Lowers one conv weight part with Winograd F(2×2, 3×3) when it applies: the transformed weights U
-   * become a `derived` tensor made by a prepare kernel, V and M step-local scratch. False (nothing
-   * emitted) when it does not apply or its scratch would not fit a binding: the direct kernel then.
-   */
-  winogradConv(
-    id: KernelIdentity,
-    node: Node,
-    attrs: Extract<Node["attrs"], { op: "conv" }>,
-    part: WeightPart,
-    rest: Pick<ConvSpec, "tensors" | "activation">,
-  ): boolean {
-    if (this.opts.winograd === false || this.dtype !== "f32") return false;
-    const scratch = { u: `${part.tensor}.winograd`, v: `${id.name}.winograd_v`, m: `${id.name}.winograd_m` };
-    const spec = {
-      ...this.convGeometry(node, attrs, part),
-      activation: rest.activation,
-      tensors: { ...rest.tensors, ...scratch },
-    };
-    if (!winogradApplies(spec)) return false;
-    // Too few 2×2 tiles and the transforms' dispatches cost more than the GEMM saves (measured on
-    // lavapipe: alexnet-67's 3×3 maps at batch 1, 4 tiles, ran slower than the direct kernel; at
-    // batch 8, 32 tiles, faster).
-    const [, oh, ow] = node.shape;
-    if (this.opts.batch * Math.ceil(oh / 2) * Math.ceil(ow / 2) < WINOGRAD_MIN_TILES) return false;
-    let planned;
-    try {
-      planned = winogradPlan(id, spec, { maxBindingBytes: this.opts.maxBindingBytes });
-    } catch {
-      return false; // one image's scratch exceeds a binding: the direct kernel needs none
-    }
-    for (const s of planned.scratch)
-      this.tensors.set(s.name, {
-        name: s.name,
-        shape: [s.bytes / 4],
-        dtype: "f32",
-        role: s.lifetime === "weights" ? "derived" : "activation",
-        bytes: s.bytes,
-        device: DEVICE,
-      });
-    for (const k of planned.kernels) {
-      const gemm = k.stage === "gemm";
-      // the direct convolution's FLOPs, spread over the passes' GEMMs, for effective rates
-      this.emit(node, k.id.name, k.source, gemm ? planned.directFlops / planned.passes : 0);
-      if (k.once) this.prepare.push(k.id.name);
-    }
-    return true;
+    this.wgsl[name] = this.storage.dtype === "f16" ? withF16Storage(source.wgsl) : source.wgsl;
   }
 
   lowerNode(node: Node, name: string) {
@@ -394,24 +251,32 @@ class Lowering {
         parts.forEach((part, j) => {
           const kernel = parts.length > 1 ? `${name}_p${j}` : name;
           const tensors = { x: input, w: part.tensor, b: bias, y };
-          if (
-            attrs.op === "conv" &&
-            this.winogradConv(id(kernel), node, attrs, part, { tensors, activation })
-          )
+          if (attrs.op === "conv") {
+            const c: ConvContext = {
+              batch,
+              maxBindingBytes: this.opts.maxBindingBytes,
+              winograd: this.opts.winograd !== false && this.storage.dtype === "f32",
+              input: inShape(),
+              tiles: (kind, shape) => tiles(this.opts, kind, shape),
+            };
+            const conv = convKernels(c, id(kernel), node, attrs, part, { tensors, activation });
+            for (const t of conv.tensors) this.tensors.set(t.name, { ...t, device: DEVICE });
+            for (const k of conv.kernels) {
+              this.emit(node, k.name, k.source, k.equivalentFlops);
+              if (k.once) this.prepare.push(k.name);
+            }
             return;
-          const source =
-            attrs.op === "conv"
-              ? this.convKernel(id(kernel), node, attrs, part, { tensors, activation })
-              : denseKernel(id(kernel), {
-                  batch,
-                  inFeatures: elementCount(inShape()),
-                  outFeatures: rows,
-                  groups: attrs.groups,
-                  rowBase: part.rowBase,
-                  rowCount: part.rowCount,
-                  tensors,
-                  activation,
-                });
+          }
+          const source = denseKernel(id(kernel), {
+            batch,
+            inFeatures: elementCount(inShape()),
+            outFeatures: rows,
+            groups: attrs.groups,
+            rowBase: part.rowBase,
+            rowCount: part.rowCount,
+            tensors,
+            activation,
+          });
           this.emit(node, kernel, source);
         });
         return;

@@ -11,46 +11,21 @@
 //    into towers and lowered at the whole batch with model placement (lower-placed.ts), every tower
 //    node that reads X reading its own device's copy `X@bD` so that each device's partial input
 //    gradient `grad:X@bD` stays on its device.
-// At the boundary, forward: each device receives the other's half of X and concatenates both halves
-// (device 0's first) into its head input; backward: each device sends the other the half of its
-// partial gradient that belongs to the other's examples, and adds the received half to its own:
-// ∂L/∂X for its examples. The conv parameter gradients (each a device's examples' share of the
+// At the boundary (lower-hybrid-boundary.ts) X goes from trunk to head and its gradient back, half
+// a batch each way. The conv parameter gradients (each a device's examples' share of the
 // whole-batch-mean gradient) are exchanged and summed, y = a + b, which is commutative, so both
 // replicas apply bitwise the same update. Kernels are prefixed `d` (trunk) and `m` (head).
-import { DiagnosticError, diag } from "./diagnostics.ts";
 import { type Graph, elementCount } from "./graph.ts";
+import { boundarySteps } from "./lower-hybrid-boundary.ts";
+import { copyKernel, internal, onDevice, planEmitter } from "./lower-hybrid-emit.ts";
 import { place } from "./lower-placed.ts";
 import { microBatchFor } from "./weight-split.ts";
 import { type TrainLowerOptions, lowerTrainingSteps, withOptimizerFusion } from "./lower-train.ts";
-import {
-  type CompiledPlan,
-  type PlanKernel,
-  type PlanTensor,
-  type ScheduleStep,
-  planSchema,
-} from "./plan.ts";
+import { type CompiledPlan, type PlanTensor, type ScheduleStep, planSchema } from "./plan.ts";
 import { dropoutSources, sliceTowers } from "./towers.ts";
 import { hashesDropout, withExampleBase, withSplitExamples } from "./wgsl/backward/elementwise.ts";
-import { elementwiseMain } from "./wgsl/common.ts";
-
-function internal(message: string): DiagnosticError {
-  return new DiagnosticError(diag("AX9001", { message }, undefined));
-}
 
 const DEVICES = 2;
-const canonical = (t: PlanTensor) => JSON.stringify(Object.entries(t).sort(([a], [b]) => (a < b ? -1 : 1)));
-/** Device d's copy of trunk tensor X (device 0 keeps the plain name), as in lowerTrainingData. */
-const onDevice = (name: string, d: number) => (d === 0 ? name : `${name}@dev${d}`);
-
-/** A copy kernel over `total` elements: bindings in order, `body` indexes them (WGSL). */
-function copyKernel(what: string, reads: string[], total: number, body: string) {
-  const { code, dispatch } = elementwiseMain(total, body);
-  const decls = [
-    ...reads.map((r, i) => `@group(0) @binding(${i}) var<storage, read> ${r}: array<f32>;`),
-    `@group(0) @binding(${reads.length}) var<storage, read_write> y: array<f32>;`,
-  ];
-  return { wgsl: `// alexc kernel (${what})\n${decls.join("\n")}\n\n${code}`, dispatch };
-}
 
 /**
  * Training plan of `graph` in hybrid placement over two devices (see the file comment). The plan's
@@ -109,15 +84,8 @@ export function lowerTrainingHybrid(graph: Graph, opts: TrainLowerOptions): Comp
   const trunkUpdates = bsched.filter((k) => isTrunk(k) && isUpdate(k));
   const trunkEval = base.plan.training!.evalSchedule.map((s) => s.kernel!).filter(isTrunk);
 
-  const kernels: PlanKernel[] = [];
-  const wgsl: Record<string, string> = {};
-  const tensors = new Map<string, PlanTensor>();
-  const declare = (t: PlanTensor) => {
-    const had = tensors.get(t.name);
-    if (had && canonical(had) !== canonical(t))
-      throw internal(`hybrid placement declared tensor \`${t.name}\` twice, differently`);
-    tensors.set(t.name, t);
-  };
+  const emit = planEmitter();
+  const { kernels, wgsl, tensors, declare, dispatch, glue } = emit;
   const trunkTensor = (name: string, d: number): string => {
     const t = btensors.get(name);
     if (!t) throw internal(`the trunk plan has no tensor \`${name}\``);
@@ -151,36 +119,6 @@ export function lowerTrainingHybrid(graph: Graph, opts: TrainLowerOptions): Comp
         : base.wgsl[name];
     }
     return kname;
-  };
-  const dispatch = (kernel: string): ScheduleStep => ({ kind: "dispatch", kernel });
-  const glue = (
-    name: string,
-    layer: string,
-    op: string,
-    d: number,
-    reads: string[],
-    out: string,
-    k: { wgsl: string; dispatch: [number, number, number] },
-    flops: number,
-  ): ScheduleStep => {
-    kernels.push({
-      name,
-      file: `kernels/${name}.wgsl`,
-      layer,
-      op,
-      group: [layer],
-      device: d,
-      entryPoint: "main",
-      bindings: [
-        ...reads.map((tensor, binding) => ({ binding, tensor, access: "read" as const })),
-        { binding: reads.length, tensor: out, access: "read_write" as const },
-      ],
-      workgroupSize: [64, 1, 1],
-      dispatch: k.dispatch,
-      flops,
-    });
-    wgsl[name] = k.wgsl;
-    return dispatch(name);
   };
 
   // ---- the head: model placement over the whole batch, each device reading its own copy of X ----
@@ -246,90 +184,15 @@ export function lowerTrainingHybrid(graph: Graph, opts: TrainLowerOptions): Comp
     steps.map((s) => (s.kind === "dispatch" ? dispatch(renamed.get(s.kernel)!) : s));
 
   // ---- the boundary ----
-  const perExample = elementCount(boundaryNode.shape);
-  const halfElems = half * perExample;
-  const halfBytes = halfElems * 4;
-  /** Forward: X's halves → every device's head input (device 0's half first). */
-  const gather = (prefix: string): ScheduleStep[] => {
-    const steps: ScheduleStep[] = [];
-    const own = [0, 1].map((d) => onDevice(broot(`${prefix}${boundary}`), d));
-    for (const d of [0, 1]) trunkTensor(broot(`${prefix}${boundary}`), d);
-    const peers = [0, 1].map((d) => onDevice(`${prefix}${boundary}@from${1 - d}`, d));
-    for (const d of [0, 1]) {
-      declare({ ...tensors.get(own[d])!, name: peers[1 - d], device: 1 - d, role: "activation" });
-      delete tensors.get(peers[1 - d])!.aliasOf;
-      delete tensors.get(peers[1 - d])!.replicaOf;
-      steps.push({
-        kind: "transfer",
-        tensor: own[d],
-        peer: peers[1 - d],
-        from: d,
-        to: 1 - d,
-        bytes: halfBytes,
-      });
-    }
-    for (const d of [0, 1]) {
-      const halves = d === 0 ? [own[0], peers[0]] : [peers[1], own[1]];
-      const body = `  if (i < ${halfElems}u) { y[i] = a[i]; } else { y[i] = b[i - ${halfElems}u]; }`;
-      const name = `h_${prefix ? "eval_" : ""}gather_d${d}`;
-      steps.push(
-        glue(
-          name,
-          boundary,
-          "batch.concat",
-          d,
-          halves,
-          headIn(prefix, d),
-          copyKernel("batch concat", ["a", "b"], 2 * halfElems, body),
-          0,
-        ),
-      );
-    }
-    return steps;
-  };
-  /** Backward: each device's partial ∂L/∂X (whole batch) → ∂L/∂X of its own half. */
-  const scatter = (): ScheduleStep[] => {
-    const steps: ScheduleStep[] = [];
-    const partial = (d: number) => `grad:${headInput(d)}`;
-    const sent = [0, 1].map((d) => `grad:${headInput(d)}@half${1 - d}`);
-    const recv = [0, 1].map((d) => onDevice(`grad:${boundary}@from${1 - d}`, d));
-    for (const d of [0, 1]) {
-      const shape = [half, ...boundaryNode.shape];
-      declare({ name: sent[d], shape, dtype: "f32", role: "gradient", bytes: halfBytes, device: d });
-      declare({ name: recv[1 - d], shape, dtype: "f32", role: "gradient", bytes: halfBytes, device: 1 - d });
-      const offset = (1 - d) * halfElems;
-      steps.push(
-        glue(
-          `h_grad_slice_d${d}`,
-          boundary,
-          "batch.slice",
-          d,
-          [partial(d)],
-          sent[d],
-          copyKernel("batch slice", ["x"], halfElems, `  y[i] = x[i + ${offset}u];`),
-          0,
-        ),
-        { kind: "transfer", tensor: sent[d], peer: recv[1 - d], from: d, to: 1 - d, bytes: halfBytes },
-      );
-    }
-    for (const d of [0, 1]) {
-      const out = trunkTensor(broot(`grad:${boundary}`), d);
-      const offset = d * halfElems;
-      steps.push(
-        glue(
-          `h_grad_sum_d${d}`,
-          boundary,
-          "gradient.sum",
-          d,
-          [partial(d), recv[d]],
-          out,
-          copyKernel("batch gradient sum", ["x", "r"], halfElems, `  y[i] = x[i + ${offset}u] + r[i];`),
-          halfElems,
-        ),
-      );
-    }
-    return steps;
-  };
+  const { gather, scatter } = boundarySteps(emit, {
+    boundary,
+    boundaryNode,
+    half,
+    broot,
+    trunkTensor,
+    headInput,
+    headIn,
+  });
 
   // ---- the schedule ----
   const schedule: ScheduleStep[] = [];

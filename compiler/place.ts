@@ -24,18 +24,7 @@
 // adds it to its own partial when it ran the same consumer (one FLOP per element). Graph inputs (the
 // image batch) are loaded from the host by every device that needs them and never transferred.
 //
-// FLOPs per training step (a multiply-add is 2 FLOPs; transcendental functions count as 1):
-//  - conv/dense forward 2·MACs + 1 per output element for the bias; backward = data gradient 2·MACs
-//    (only when the input needs a gradient: none for the first layer) + weight gradient 2·MACs + bias
-//    gradient 1 per output element.
-//  - per element (forward / backward): relu 1/1 · tanh, sigmoid 1/3 · dropout 1/1 (the mask multiply;
-//    every dropout layer is counted as active, as in a training step) · LRN size+4 / size+6 (square,
-//    window sum, scale, power, divide; backward as Caffe's sliding window) · batchnorm 7/10 ·
-//    flatten, concat 0/0. Per output element: max-pool window−1 comparisons / 1 add routing the
-//    gradient; avg-pool window / window. Per example over C classes: softmax 5C/4C, softmax +
-//    cross-entropy 5C/2C. A node's backward runs only when its input needs a gradient.
-//  - update: the paper's momentum SGD, 6 FLOPs per trainable parameter held, plus 1 per parameter to
-//    add the gradients received in a gradient sum.
+// FLOPs per training step: place-flops.ts.
 // Bytes (f32): parameters held (replicas count on each device; momentum buffers, another as much,
 // are not included); activations = every forward output a device computes for its examples + the
 // graph input it loads + the foreign slices it receives (kept for the weight gradient), each counted
@@ -43,6 +32,7 @@
 // and dropout masks are not counted; bytes sent and received per step, by phase.
 import { diag, DiagnosticError } from "./diagnostics.ts";
 import { elementCount, type Graph, type Node } from "./graph.ts";
+import { UPDATE_FLOPS, backwardFlops, forwardFlops } from "./place-flops.ts";
 
 export const STRATEGIES = ["model", "data", "hybrid"] as const;
 export type Strategy = (typeof STRATEGIES)[number];
@@ -108,8 +98,6 @@ export interface PlaceOptions {
 }
 
 const F32 = 4;
-/** v ← 0.9·v − λε·w − ε·g; w ← w + v: three multiplies, two subtractions, one addition. */
-const UPDATE_FLOPS = 6;
 
 export function placeNetwork(graph: Graph, strategy: Strategy, opts: PlaceOptions): Placement {
   const n = opts.devices ?? 2;
@@ -365,66 +353,4 @@ function lacking(
   return others
     .filter((u) => pX.share[u] > 0)
     .map((u) => ({ from: u, elements: pX.share[u] * perExample * pN.examples[d] }));
-}
-
-function forwardFlops(node: Node, byName: Map<string, Node>): number {
-  const a = node.attrs;
-  const out = node.shape.length ? elementCount(node.shape) : 0;
-  const inShape = byName.get(node.inputs[0])?.shape ?? [];
-  switch (a.op) {
-    case "conv":
-    case "dense":
-      return 2 * node.macs + (a.bias ? out : 0);
-    case "relu":
-    case "tanh":
-    case "sigmoid":
-    case "dropout":
-      return out;
-    case "lrn":
-      return (a.size + 4) * out;
-    case "batchnorm":
-      return 7 * out;
-    case "maxpool":
-      return (a.window[0] * a.window[1] - 1) * out;
-    case "avgpool":
-      return a.window[0] * a.window[1] * out;
-    case "softmax":
-    case "softmax_cross_entropy":
-      return 5 * elementCount(inShape);
-    case "flatten":
-    case "concat":
-      return 0;
-  }
-}
-
-function backwardFlops(node: Node, byName: Map<string, Node>, needsGrad: Set<string>): number {
-  const a = node.attrs;
-  const out = node.shape.length ? elementCount(node.shape) : 0;
-  const inputGrad = node.inputs.some((x) => needsGrad.has(x));
-  if (a.op === "conv" || a.op === "dense")
-    return (inputGrad ? 2 * node.macs : 0) + 2 * node.macs + (a.bias ? out : 0);
-  if (!inputGrad) return 0;
-  switch (a.op) {
-    case "relu":
-    case "dropout":
-      return out;
-    case "tanh":
-    case "sigmoid":
-      return 3 * out;
-    case "lrn":
-      return (a.size + 6) * out;
-    case "batchnorm":
-      return 10 * out;
-    case "maxpool":
-      return out;
-    case "avgpool":
-      return a.window[0] * a.window[1] * out;
-    case "softmax":
-      return 4 * elementCount(byName.get(node.inputs[0])?.shape ?? []);
-    case "softmax_cross_entropy":
-      return 2 * elementCount(byName.get(node.inputs[0])?.shape ?? []);
-    case "flatten":
-    case "concat":
-      return 0;
-  }
 }

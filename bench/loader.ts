@@ -17,7 +17,7 @@ import sharp from "sharp";
 import { compileSource } from "../compiler/frontend.ts";
 import { tenCropViews, trainAugmentation, type MeanSpec } from "../runtime/data/images/augment.ts";
 import { ImageLoader } from "../runtime/data/images/loader.ts";
-import { softmaxRows } from "../runtime/data/images/dataset.ts";
+import { softmaxRows } from "../runtime/train/metrics.ts";
 import type { ExampleRequest } from "../runtime/data/images/types.ts";
 import { closeDevices, openDevices } from "../runtime/devices.ts";
 import { initParams } from "../runtime/init.ts";

@@ -287,7 +287,7 @@ async function trainOn(graph: Graph, data: TrainingData, opt: Options): Promise<
       console.error(\`epoch \${epoch}: val top-1 error \${val ? (val.top1 * 100).toFixed(2) + " %" : "not evaluated"}\`);
     }
 
-    // The paper's figures: Fashion-MNIST's test set; an image folder's val with one and ten crops.
+    // The paper's figures: the test set (Fashion-MNIST) or val (an image folder), central view and ten crops.
     const results: Record<string, { top1: number; top5: number; count: number }> = {};
     for (const e of data.finalEvaluations) {
       if (e.set === "val" && data.valCount === 0) continue;

@@ -320,6 +320,26 @@ export function drawAugmentation(
   return { crop: crops, flip: flips };
 }
 
+/**
+ * The paper's test views, on this data: the four corner crops and the centre crop of the image
+ * padded by `pad`, each also mirrored when training flips (ten for pad > 0 with flips, as in the
+ * paper; the centre and its mirror for pad 0). Softmax outputs over them are averaged.
+ */
+export function testViews(pad: number, flip: boolean): { crop: CropOffset; flip: boolean }[] {
+  const far = 2 * pad;
+  const crops: CropOffset[] =
+    pad > 0
+      ? [
+          { x: 0, y: 0 },
+          { x: far, y: 0 },
+          { x: 0, y: far },
+          { x: far, y: far },
+          { x: pad, y: pad },
+        ]
+      : [{ x: 0, y: 0 }];
+  return crops.flatMap((crop) => (flip ? [false, true] : [false]).map((f) => ({ crop, flip: f })));
+}
+
 /** Mean and standard deviation of all pixels of `set` on the [0, 1] scale (for normalisation). */
 export function pixelStats(set: ImageSet): { mean: number; std: number } {
   const histogram = new Float64Array(256);

@@ -7,7 +7,7 @@
 // flips draw from the run's `augment` stream, which checkpoints save, so its batches are made
 // lazily — one per step actually taken — and the stream's state always matches the steps done.
 import type { DataSpec } from "../../compiler/check/recipe.ts";
-import { topKErrors } from "../train/metrics.ts";
+import { averagedScores, topKErrors } from "../train/metrics.ts";
 import { Rng, type RngStreams } from "../train/rng.ts";
 import {
   DEFAULT_FASHION_MNIST_DIR,
@@ -16,6 +16,7 @@ import {
   FASHION_MNIST_STD,
   drawAugmentation,
   loadFashionMnist,
+  testViews,
   toFloatBatch,
   type ImageSet,
 } from "./fashion-mnist.ts";
@@ -151,39 +152,64 @@ function openFashionMnist(
     }
   }
 
-  async function evaluateSet(classify: Classify, set: ImageSet, indices: Uint32Array, batch: number) {
-    const images = new Float32Array(batch * pixels);
+  // Ten-crop evaluation cuts the corners and centre of the padded image (and mirrors them when
+  // training flips): the crops and reflections the network saw, as the paper's test did.
+  const viewsOf = (views: EvalViews) =>
+    views === "ten-crop"
+      ? testViews(spec.crop, spec.flip)
+      : [{ crop: { x: spec.crop, y: spec.crop }, flip: false }];
+
+  async function evaluateSet(
+    classify: Classify,
+    set: ImageSet,
+    indices: Uint32Array,
+    batch: number,
+    views: EvalViews,
+  ): Promise<Evaluation> {
+    const cuts = viewsOf(views);
     const wrong = [0, 0];
     for (let start = 0; start < indices.length; start += batch) {
       const count = Math.min(batch, indices.length - start);
       const chunk = paddedChunk(indices, start, batch);
-      toFloatBatch(set, chunk, images, norm);
-      const logits = await classify(images);
+      const inputs = cuts.map((v) => {
+        const images = new Float32Array(batch * pixels);
+        toFloatBatch(set, chunk, images, { ...norm, pad: spec.crop, crop: v.crop, flip: v.flip });
+        return images;
+      });
+      const scores = await averagedScores(classify, inputs, 10);
       const labels = chunk.slice(0, count).map((i) => set.labels[i]);
-      const errors = topKErrors(logits.subarray(0, count * 10), labels, 10, [1, 5]);
+      const errors = topKErrors(scores.subarray(0, count * 10), labels, 10, [1, 5]);
       wrong[0] += errors.wrong[0];
       wrong[1] += errors.wrong[1];
     }
     const n = Math.max(1, indices.length);
     return { top1: wrong[0] / n, top5: wrong[1] / n, count: indices.length };
   }
+  const testIndices = Uint32Array.from({ length: data.test.count }, (_, i) => i);
+  const tenCrop = testViews(spec.crop, spec.flip).length;
 
   return {
     description: "Fashion-MNIST",
     classes: FASHION_MNIST_CLASSES,
     trainCount,
     valCount: valIndices.length,
-    finalEvaluations: [{ label: "test", set: "test", views: "centre" }],
+    finalEvaluations: [
+      { label: "test", set: "test", views: "centre" },
+      ...(tenCrop > 1
+        ? [
+            {
+              label: tenCrop === 10 ? "test (ten crops)" : `test (${tenCrop} views)`,
+              set: "test" as const,
+              views: "ten-crop" as const,
+            },
+          ]
+        : []),
+    ],
     batches,
-    evaluate: (classify, set, batch) =>
+    evaluate: (classify, set, batch, views = "centre") =>
       set === "val"
-        ? evaluateSet(classify, data.train, valIndices, batch)
-        : evaluateSet(
-            classify,
-            data.test,
-            Uint32Array.from({ length: data.test.count }, (_, i) => i),
-            batch,
-          ),
+        ? evaluateSet(classify, data.train, valIndices, batch, views)
+        : evaluateSet(classify, data.test, testIndices, batch, views),
     report: () => [],
     close: async () => {},
   };

@@ -209,3 +209,36 @@ function metricsError(file: string, problem: string): DiagnosticError {
     }),
   );
 }
+
+/** Softmax of each row of `classes` logits (max-subtracted, so large logits cannot overflow). */
+export function softmaxRows(logits: Float32Array, classes: number): Float32Array {
+  const out = new Float32Array(logits.length);
+  for (let row = 0; row < logits.length; row += classes) {
+    let max = -Infinity;
+    for (let c = 0; c < classes; c++) max = Math.max(max, logits[row + c]);
+    let sum = 0;
+    for (let c = 0; c < classes; c++) sum += out[row + c] = Math.exp(logits[row + c] - max);
+    for (let c = 0; c < classes; c++) out[row + c] /= sum;
+  }
+  return out;
+}
+
+/**
+ * Scores per image: the logits of a single view, or the mean of the views' softmax outputs (the
+ * paper's ten-crop average).
+ */
+export async function averagedScores(
+  classify: (images: Float32Array) => Promise<Float32Array>,
+  views: Float32Array[],
+  classes: number,
+): Promise<Float32Array> {
+  if (views.length === 1) return classify(views[0]);
+  let sum: Float32Array | undefined;
+  for (const v of views) {
+    const probs = softmaxRows(await classify(v), classes);
+    if (!sum) sum = probs;
+    else for (let i = 0; i < sum.length; i++) sum[i] += probs[i];
+  }
+  for (let i = 0; i < sum!.length; i++) sum![i] /= views.length;
+  return sum!;
+}

@@ -11,7 +11,7 @@ import * as path from "node:path";
 import type { ImageFolderData } from "../../../compiler/check/recipe.ts";
 import { replaceFileAtomically } from "../../durable.ts";
 import { renderDiagnostic } from "../../../compiler/render.ts";
-import { topKErrors } from "../../train/metrics.ts";
+import { averagedScores, topKErrors } from "../../train/metrics.ts";
 import { EpochProgress } from "../../train/progress.ts";
 import { Rng } from "../../train/rng.ts";
 import {
@@ -232,36 +232,4 @@ export async function openImageFolderData(spec: ImageFolderData, opts: OpenOptio
     },
     close: () => loader.close(),
   };
-}
-
-/**
- * Scores per image: the logits of a single view, or the mean of the views' softmax outputs (the
- * paper's ten-crop average).
- */
-async function averagedScores(
-  classify: Classify,
-  views: Float32Array[],
-  classes: number,
-): Promise<Float32Array> {
-  if (views.length === 1) return classify(views[0]);
-  let sum: Float32Array | undefined;
-  for (const v of views) {
-    const probs = softmaxRows(await classify(v), classes);
-    if (!sum) sum = probs;
-    else for (let i = 0; i < sum.length; i++) sum[i] += probs[i];
-  }
-  for (let i = 0; i < sum!.length; i++) sum![i] /= views.length;
-  return sum!;
-}
-
-export function softmaxRows(logits: Float32Array, classes: number): Float32Array {
-  const out = new Float32Array(logits.length);
-  for (let row = 0; row < logits.length; row += classes) {
-    let max = -Infinity;
-    for (let c = 0; c < classes; c++) max = Math.max(max, logits[row + c]);
-    let sum = 0;
-    for (let c = 0; c < classes; c++) sum += out[row + c] = Math.exp(logits[row + c] - max);
-    for (let c = 0; c < classes; c++) out[row + c] /= sum;
-  }
-  return out;
 }

@@ -115,6 +115,25 @@ gpu.describe("training with the generated runner", () => {
     expect(infer.stdout).toMatch(
       /^test image 0 \(label: Ankle boot\)\n(\s+\d+\.\d %  \S.*\n){5}test image 1/,
     );
+    // infer.ts --evaluate recomputes the run's final test figures from the checkpoint through the
+    // forward executor (another plan and batch size; rounding may flip a near-tie or two).
+    for (const [flags, label] of [
+      [[], "test"],
+      [["--ten-crop"], "test \\(ten crops\\)"],
+    ] as const) {
+      const top1 = (text: string, what: string) =>
+        Number(new RegExp(`^${what}: top-1 error ([0-9.]+) %`, "m").exec(text)?.[1]);
+      const evaluated = spawnSync(
+        process.execPath,
+        [join(out, "infer.ts"), "--checkpoint", dir, "--evaluate", "test", ...flags],
+        { env, encoding: "utf8" },
+      );
+      expect(evaluated.status, evaluated.stderr).toBe(0);
+      expect(evaluated.stdout).toMatch(/over 10000 images/);
+      const reported = top1(r.stderr, label);
+      expect(reported).toBeGreaterThan(0);
+      expect(Math.abs(top1(evaluated.stdout, label) - reported)).toBeLessThanOrEqual(0.05);
+    }
     expect(loadLatest(dir, { planHash: manifestHash(dir) })!.manifest).toMatchObject({
       epoch: 1,
       stepInEpoch: 0,

@@ -167,15 +167,15 @@ function openFashionMnist(
     views: EvalViews,
   ): Promise<Evaluation> {
     const cuts = viewsOf(views);
+    // One input array per view, refilled for every batch (classify copies them to the device).
+    const inputs = cuts.map(() => new Float32Array(batch * pixels));
     const wrong = [0, 0];
     for (let start = 0; start < indices.length; start += batch) {
       const count = Math.min(batch, indices.length - start);
       const chunk = paddedChunk(indices, start, batch);
-      const inputs = cuts.map((v) => {
-        const images = new Float32Array(batch * pixels);
-        toFloatBatch(set, chunk, images, { ...norm, pad: spec.crop, crop: v.crop, flip: v.flip });
-        return images;
-      });
+      cuts.forEach((v, i) =>
+        toFloatBatch(set, chunk, inputs[i], { ...norm, pad: spec.crop, crop: v.crop, flip: v.flip }),
+      );
       const scores = await averagedScores(classify, inputs, 10);
       const labels = chunk.slice(0, count).map((i) => set.labels[i]);
       const errors = topKErrors(scores.subarray(0, count * 10), labels, 10, [1, 5]);

@@ -185,7 +185,7 @@ gpu.describe("dense", () => {
     check("dense grouped 10→6", dense(6, 2, false), [[10]], 2, ([x], p) =>
       ref(x, 2, 10, p, dense(6, 2, false)),
     ));
-  it("batch 16 (8 examples per pass), long rows", () =>
+  it("batch 16: the tiled form (16 examples × 1 row per invocation), long rows", () =>
     check("dense 300→33 batch 16", dense(33), [[300]], 16, ([x], p) => ref(x, 16, 300, p, dense(33))));
   it("4 output rows per workgroup, grouped (2 towers of 12), batch 8", () =>
     check("dense grouped 130→24 batch 8", dense(24, 2), [[130]], 8, ([x], p) =>
@@ -193,6 +193,10 @@ gpu.describe("dense", () => {
     ));
   it("2 output rows per workgroup (rows per group 2 mod 4), batch 6", () =>
     check("dense 70→10 batch 6", dense(10), [[70]], 6, ([x], p) => ref(x, 6, 70, p, dense(10))));
+  it("tiled form, 3 groups of 16 rows (8 rows per invocation), batch 32", () =>
+    check("dense grouped 99→48 batch 32", dense(48, 3), [[99]], 32, ([x], p) =>
+      ref(x, 32, 99, p, dense(48, 3)),
+    ));
 });
 
 gpu.describe("element-wise", () => {

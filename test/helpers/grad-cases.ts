@@ -103,6 +103,20 @@ const OPS: OpSpec[] = [
   },
   { name: "dense grouped on a map (CHW flatten)", x: [4, 3, 3], attrs: denseAttrs(6, 2, true) },
   { name: "dense+bias → softmax CE", x: [7], attrs: denseAttrs(5, 1, true), batch: 3, isLogits: true },
+  // The register blocks of wgsl/dense.ts and backward/dense.ts at their largest: 16 examples × 8 rows
+  // forward, 16 examples (dgrad) or rows (wgrad) × 8 features, groups, and features past one block.
+  {
+    name: "dense grouped, batch 32 (largest blocks)",
+    x: [4, 5, 7],
+    attrs: denseAttrs(32, 2, true),
+    batch: 32,
+  },
+  {
+    name: "dense 300 features, batch 16 (three feature blocks)",
+    x: [300],
+    attrs: denseAttrs(24, 1, false),
+    batch: 16,
+  },
   { name: "relu", x: [3, 5, 5], attrs: { op: "relu" } },
   { name: "tanh", x: [2, 3, 5], attrs: { op: "tanh" }, range: 2 },
   { name: "sigmoid", x: [2, 3, 5], attrs: { op: "sigmoid" }, range: 3 },

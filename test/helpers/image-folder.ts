@@ -150,6 +150,12 @@ export function corruptJpeg(): FileSpec {
   });
 }
 
+/**
+ * What a truncated JPEG's decode failure says: libjpeg's own warning, or, when libvips loses it to
+ * another thread's error buffer, alexc's explanation of libvips' bare failOn line (decode.ts).
+ */
+export const TRUNCATED_JPEG = /premature end of JPEG|the decoder warned \(truncated or corrupt data\)/;
+
 /** The first half of a valid JPEG, as an interrupted download leaves it. */
 export function truncatedJpeg(): FileSpec {
   return bytes(async () => {

@@ -50,6 +50,36 @@ export interface DecodeOptions {
   maxPixels?: number;
 }
 
+/** sharp's line when a decoder warning stops a decode under `failOn: "warning"`. */
+const FAIL_ON_LINE = "Warning treated as error due to failOn setting";
+
+/**
+ * The reason a decode failed, from sharp's message. libvips keeps one error buffer for the process,
+ * so among concurrent decodes a failure's message can arrive repeated (measured: 40 decodes of one
+ * truncated JPEG in flight gave its line 1 to 4 times) or lost, leaving only sharp's failOn line:
+ * repeats are dropped, and the bare line is said in words a user can act on.
+ */
+export function decodeFailure(message: string): string {
+  const lines = [...new Set(message.split("\n").map((l) => l.trim()))].filter((l) => l && l !== FAIL_ON_LINE);
+  return lines.length > 0
+    ? lines.join("; ")
+    : `the decoder warned (truncated or corrupt data), and alexc treats decoder warnings as errors (${FAIL_ON_LINE})`;
+}
+
+/**
+ * Why `file` does not decode, asked again with no other decode in flight, so that the message is the
+ * file's own (see decodeFailure); undefined when it decodes after all.
+ */
+export async function decodeFailureAlone(file: string, size: number): Promise<string | undefined> {
+  try {
+    await decodeImage(file, size);
+    return undefined;
+  } catch (error) {
+    if (error instanceof ImageDecodeError) return error.reason;
+    throw error;
+  }
+}
+
 /** A file that is not a decodable image: unreadable, empty, corrupt, truncated, or too large. */
 export class ImageDecodeError extends Error {
   readonly path: string;
@@ -89,7 +119,7 @@ export async function decodeImage(
   try {
     meta = await sharp(bytes, { limitInputPixels: false }).metadata();
   } catch (error) {
-    throw new ImageDecodeError(file, (error as Error).message, { cause: error });
+    throw new ImageDecodeError(file, decodeFailure((error as Error).message), { cause: error });
   }
   if (!RASTER_FORMATS.includes(meta.format)) {
     throw new ImageDecodeError(
@@ -129,7 +159,7 @@ export async function decodeImage(
       .raw({ depth: "uchar" })
       .toBuffer({ resolveWithObject: true }));
   } catch (error) {
-    throw new ImageDecodeError(file, (error as Error).message, { cause: error });
+    throw new ImageDecodeError(file, decodeFailure((error as Error).message), { cause: error });
   }
   if (info.width !== size || info.height !== size || info.channels !== 3 || data.length !== size * size * 3) {
     throw new Error(

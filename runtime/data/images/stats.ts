@@ -21,7 +21,7 @@ import * as path from "node:path";
 import { DiagnosticError, diag, type Diagnostic } from "../../../compiler/diagnostics.ts";
 import { replaceFileAtomically } from "../../durable.ts";
 import { encodeSafetensors, readSafetensorsFile, type TensorF32 } from "../../safetensors.ts";
-import { ImageDecodeError, decodeImage } from "./decode.ts";
+import { ImageDecodeError, decodeFailureAlone, decodeImage } from "./decode.ts";
 import { symmetricEigen3 } from "./eigen3.ts";
 import { partialPath, readPartial, removePartials, writePartial } from "./stats-partial.ts";
 import type { Conversion, FolderIndex, ImageStats, SkippedFile } from "./types.ts";
@@ -379,6 +379,9 @@ async function computeStats(
     }
   }
   unreadable.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+  // The cache records each file's own message, not what concurrent decodes left in libvips' buffer.
+  for (const f of unreadable)
+    f.detail = (await decodeFailureAlone(path.join(index.root, f.path), size)) ?? f.detail;
 
   if (acc.count === 0) {
     const shown = unreadable.slice(0, 5).map((f) => `${f.path}: ${f.detail}`);

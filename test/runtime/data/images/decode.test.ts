@@ -3,7 +3,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import sharp from "sharp";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ImageDecodeError, decodeImage } from "../../../../runtime/data/images/decode.ts";
+import { ImageDecodeError, decodeFailure, decodeImage } from "../../../../runtime/data/images/decode.ts";
 import type { DecodedImage } from "../../../../runtime/data/images/types.ts";
 import {
   cmykJpeg,
@@ -20,6 +20,7 @@ import {
   rgbaPng,
   solid,
   truncatedJpeg,
+  TRUNCATED_JPEG,
   type Rgb,
 } from "../../../helpers/image-folder.ts";
 
@@ -224,8 +225,18 @@ describe("files that are not usable images throw ImageDecodeError", () => {
     return decodeError;
   }
 
+  it("keeps one copy of a decoder message, and explains sharp's failOn line when it arrives alone", () => {
+    const bare = "Warning treated as error due to failOn setting";
+    expect(decodeFailure(bare)).toMatch(TRUNCATED_JPEG);
+    expect(decodeFailure(bare)).toContain(bare);
+    const once = "VipsJpeg: premature end of JPEG image";
+    expect(decodeFailure(once)).toBe(once);
+    expect(decodeFailure(`${once}\n${once}\n${once}`)).toBe(once);
+    expect(decodeFailure(`${once}\n${bare}`)).toBe(once);
+  });
+
   it("a truncated JPEG fails with libvips' message instead of decoding a grey bottom half", async () => {
-    expect((await failure("truncated.JPEG")).reason).toMatch(/premature end of JPEG/);
+    expect((await failure("truncated.JPEG")).reason).toMatch(TRUNCATED_JPEG);
     // What the default saves us from: libvips without failOn decodes it happily.
     const bytes = fs.readFileSync(at("truncated.JPEG"));
     await expect(sharp(bytes, { failOn: "none" }).raw().toBuffer()).resolves.toHaveLength(500 * 375 * 3);

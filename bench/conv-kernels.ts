@@ -37,9 +37,9 @@ const SHAPES: Shape[] = [
     first: true,
   },
   { name: "fmnist conv2", batch: 128, ci: 32, hw: 13, co: 64, k: 5, stride: 1, pad: 2, groups: 2 },
-  { name: "fmnist conv3", batch: 128, ci: 64, hw: 6, co: 96, k: 3, stride: 1, pad: 1, groups: 1 },
-  { name: "fmnist conv4", batch: 128, ci: 96, hw: 6, co: 96, k: 3, stride: 1, pad: 1, groups: 2 },
-  { name: "fmnist conv5", batch: 128, ci: 96, hw: 6, co: 64, k: 3, stride: 1, pad: 1, groups: 2 },
+  { name: "fmnist conv3", batch: 128, ci: 64, hw: 6, co: 128, k: 3, stride: 1, pad: 1, groups: 1 },
+  { name: "fmnist conv4", batch: 128, ci: 128, hw: 6, co: 128, k: 3, stride: 1, pad: 1, groups: 2 },
+  { name: "fmnist conv5", batch: 128, ci: 128, hw: 6, co: 128, k: 3, stride: 1, pad: 1, groups: 2 },
   { name: "fmnist conv2 b1", batch: 1, ci: 32, hw: 13, co: 64, k: 5, stride: 1, pad: 2, groups: 2 },
   {
     name: "alexnet conv1",

@@ -57,7 +57,9 @@ export function tilesFor(table: TuningTable | undefined, kind: TunableKind, s: T
 /**
  * A few candidates per shape, the templates' default first. Channel blocks must divide the group's
  * channels and the part (the templates throw otherwise; the tuner skips those), pixel blocks stay
- * within a row, and accumulators per lane within what measured well (≤ 32).
+ * within a row (a whole row when it is at most 16 wide: the 6×6 and 13×13 maps of late layers), and
+ * accumulators per lane stay within 96: on lavapipe, 16 channels × 6 pixels ran alexnet-fmnist's
+ * conv3 forward in 86–99 ms against 122 ms for the rule's 4 × 6 (bench/conv-kernels.ts, CONV_OCB).
  */
 export function tileCandidates(kind: TunableKind, s: TunableShape): Tiles[] {
   const out: Tiles[] = [{}];
@@ -66,9 +68,10 @@ export function tileCandidates(kind: TunableKind, s: TunableShape): Tiles[] {
   };
   const width = kind === "conv.dgrad" ? s.input[2] : s.output[2];
   const pixels = [4, 8, 16].filter((p) => p <= Math.max(4, width));
+  if (width <= 16 && !pixels.includes(width)) pixels.push(width);
   for (const px of pixels)
-    for (const cb of [2, 4, 8])
-      if (cb * px <= 32) add({ channelsPerInvocation: cb, pixelsPerInvocation: px });
+    for (const cb of [2, 4, 8, 16])
+      if (cb * px <= 96) add({ channelsPerInvocation: cb, pixelsPerInvocation: px });
   if (kind !== "conv.wgrad") for (const wg of [32, 128]) add({ workgroupSize: wg });
   if (kind === "conv.wgrad") for (const splits of [1, 2, 4]) add({ splits });
   return out;

@@ -9,9 +9,18 @@ import { compileSource } from "../../compiler/frontend.ts";
 import { type Graph, elementCount } from "../../compiler/graph.ts";
 import { lower } from "../../compiler/lower.ts";
 import { lowerTraining } from "../../compiler/lower-train.ts";
-import { type TuningTable, tuningKey } from "../../compiler/tuning.ts";
+import {
+  type TunableKind,
+  type TunableShape,
+  type TuningTable,
+  tileCandidates,
+  tuningKey,
+} from "../../compiler/tuning.ts";
+import { convDataGradKernel } from "../../compiler/wgsl/backward/conv.ts";
+import { convKernel } from "../../compiler/wgsl/conv.ts";
 import { adapterKey, autotune, collectTunables, loadTuning, saveTuning } from "../../runtime/autotune.ts";
 import { createExecutor } from "../../runtime/executor.ts";
+import { createTrainer } from "../../runtime/trainer.ts";
 import { fillNormal, initParams, paramStream } from "../../runtime/init.ts";
 import { useGpu } from "./adapter.ts";
 
@@ -104,5 +113,59 @@ gpu.describe("autotune", () => {
     }
     expect(sources[1]).not.toBe(sources[0]); // the table was honoured
     expect(new Uint32Array(logits[1].buffer)).toEqual(new Uint32Array(logits[0].buffer));
+  });
+
+  it("a training step with each shape's largest candidate blocks computes the same bits", async () => {
+    // The candidate with the most accumulators per lane (up to 16 channels × a whole row) that the
+    // template accepts, for every forward and data-gradient convolution: neither changes any sum's order.
+    const dev = gpu.dev!;
+    const opts = { ...common(2), maxBindingBytes: dev.maxBindingBytes, momentum: 0.9, weightDecay: 5e-4 };
+    const id = { name: "probe", layer: "test", group: ["test"] };
+    const accepts = (kind: TunableKind, shape: TunableShape, tiles: object) => {
+      try {
+        if (kind === "conv") convKernel(id, { ...shape, ...tiles, tensors: { x: "x", w: "w", y: "y" } });
+        else
+          convDataGradKernel(id, {
+            ...shape,
+            ...tiles,
+            accumulate: false,
+            tensors: { dy: "dy", w: "w", dx: "dx" },
+          });
+        return true;
+      } catch {
+        return false;
+      }
+    };
+    const shapes = collectTunables((onTunable) => lowerTraining(graph, { ...opts, onTunable }));
+    const entries: TuningTable["entries"] = {};
+    for (const { kind, shape } of shapes) {
+      if (kind === "conv.wgrad") continue;
+      const size = (t: { channelsPerInvocation?: number; pixelsPerInvocation?: number }) =>
+        (t.channelsPerInvocation ?? 0) * (t.pixelsPerInvocation ?? 0);
+      const largest = tileCandidates(kind, shape)
+        .filter((t) => size(t) > 0 && accepts(kind, shape, t))
+        .sort((a, b) => size(b) - size(a))[0];
+      if (largest) entries[tuningKey(kind, shape)] = { tiles: largest, ms: 1, defaultMs: 1 };
+    }
+    expect(Object.keys(entries).length).toBeGreaterThanOrEqual(8);
+    const x = new Float32Array(2 * elementCount(graph.inputs[0].shape));
+    fillNormal(x, 0, 1, paramStream(2, "autotune-test"));
+    const params = initParams(graph, 6);
+    const runs: { wgsl: string; grads: Map<string, Float32Array> }[] = [];
+    for (const tuning of [
+      undefined,
+      { format: "alexc-tuning", version: 1, adapter: "test", entries } as const,
+    ]) {
+      const compiled = lowerTraining(graph, { ...opts, tuning });
+      const t = await createTrainer(dev, compiled);
+      t.uploadParams(params);
+      t.writeBatch(x, Int32Array.from([1, 3]));
+      await t.step({ lr: 0.01, seed: 5 });
+      runs.push({ wgsl: Object.values(compiled.wgsl).join("\n"), grads: await t.readGradients() });
+      t.destroy();
+    }
+    expect(runs[1].wgsl).not.toBe(runs[0].wgsl); // the table was honoured
+    for (const [name, g] of runs[0].grads)
+      expect(new Uint32Array(runs[1].grads.get(name)!.buffer), name).toEqual(new Uint32Array(g.buffer));
   });
 });

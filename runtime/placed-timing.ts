@@ -4,8 +4,7 @@
 // of one kind.
 import type { PlanKernel } from "../compiler/plan.ts";
 import type { OpenDevice } from "./devices.ts";
-import type { KernelTiming } from "./submit.ts";
-import { awaitOnDevice } from "./submit.ts";
+import { type KernelTiming, encodeTimestampReadback } from "./submit.ts";
 
 /** One kernel's GPU time (its device's timestamp queries), with the device it ran on. */
 export interface PlacedKernelTiming extends KernelTiming {
@@ -56,31 +55,7 @@ export function placedTimestamps(
     has: (d) => querySets[d] !== undefined,
     encodeResolve(d, encoder) {
       const querySet = querySets[d];
-      if (!querySet) return;
-      const { device } = devs[d];
-      const size = 8 * querySet.count;
-      const resolve = device.createBuffer({
-        label: `${what} timing resolve`,
-        size,
-        usage: GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC,
-      });
-      const readback = device.createBuffer({
-        label: `${what} timing readback`,
-        size,
-        usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
-      });
-      encoder.resolveQuerySet(querySet, 0, querySet.count, resolve, 0);
-      encoder.copyBufferToBuffer(resolve, 0, readback, 0, size);
-      reads[d] = async () => {
-        try {
-          await awaitOnDevice(devs[d], readback.mapAsync(GPUMapMode.READ));
-          return new BigInt64Array(readback.getMappedRange().slice(0));
-        } finally {
-          querySet.destroy();
-          resolve.destroy();
-          readback.destroy();
-        }
-      };
+      if (querySet) reads[d] = encodeTimestampReadback(devs[d], encoder, querySet, what);
     },
     async read() {
       if (!timed) return undefined;

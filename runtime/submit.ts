@@ -43,15 +43,10 @@ export function encodeSchedule(
     pass.end();
     return undefined;
   }
-  const { device } = dev;
-  const count = 2 * steps.length;
-  const querySet = device.createQuerySet({ type: "timestamp", count });
-  const usage = GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC;
-  const resolve = device.createBuffer({ label: `${what} timestamps`, size: 8 * count, usage });
-  const readback = device.createBuffer({
-    label: `${what} timestamps readback`,
-    size: 8 * count,
-    usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
+  const querySet = dev.device.createQuerySet({
+    label: `${what} timing`,
+    type: "timestamp",
+    count: 2 * steps.length,
   });
   steps.forEach((s, i) => {
     const pass = encoder.beginComputePass({
@@ -61,17 +56,45 @@ export function encodeSchedule(
     encodeDispatches(pass, [s]);
     pass.end();
   });
-  encoder.resolveQuerySet(querySet, 0, count, resolve, 0);
-  encoder.copyBufferToBuffer(resolve, 0, readback, 0, 8 * count);
+  const read = encodeTimestampReadback(dev, encoder, querySet, what);
+  return async () => {
+    const ns = await read();
+    return steps.map((s, i) => ({
+      kernel: s.kernel.name,
+      layer: s.kernel.layer,
+      ms: Number(ns[2 * i + 1] - ns[2 * i]) / 1e6,
+    }));
+  };
+}
+
+/**
+ * Encodes resolving all of `querySet` and copying it to a mappable buffer, in `encoder`'s submission;
+ * returns the function that reads the nanosecond stamps after the submit. The reader destroys the
+ * query set and both buffers, whether or not the read succeeds.
+ */
+export function encodeTimestampReadback(
+  dev: OpenDevice,
+  encoder: GPUCommandEncoder,
+  querySet: GPUQuerySet,
+  what: string,
+): () => Promise<BigInt64Array> {
+  const size = 8 * querySet.count;
+  const resolve = dev.device.createBuffer({
+    label: `${what} timing resolve`,
+    size,
+    usage: GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC,
+  });
+  const readback = dev.device.createBuffer({
+    label: `${what} timing readback`,
+    size,
+    usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
+  });
+  encoder.resolveQuerySet(querySet, 0, querySet.count, resolve, 0);
+  encoder.copyBufferToBuffer(resolve, 0, readback, 0, size);
   return async () => {
     try {
       await awaitOnDevice(dev, readback.mapAsync(GPUMapMode.READ));
-      const ns = new BigInt64Array(readback.getMappedRange().slice(0));
-      return steps.map((s, i) => ({
-        kernel: s.kernel.name,
-        layer: s.kernel.layer,
-        ms: Number(ns[2 * i + 1] - ns[2 * i]) / 1e6,
-      }));
+      return new BigInt64Array(readback.getMappedRange().slice(0));
     } finally {
       for (const b of [readback, resolve]) b.destroy();
       querySet.destroy();

@@ -128,6 +128,7 @@ gpu.describe("model placement on two devices", () => {
     expect(step.kernels?.map((k) => [k.kernel, k.layer, k.device])).toEqual(
       dispatched.map((name) => [name, byName.get(name)!.layer, byName.get(name)!.device]),
     );
+    for (const k of step.kernels!) expect(k.ms >= 0 && k.ms < 60_000, `${k.kernel} ${k.ms} ms`).toBe(true);
     for (const k of step.kernels!)
       expect(Number.isFinite(k.ms) && k.ms >= 0, `${k.kernel} ${k.ms}`).toBe(true);
     expect(new Set(step.kernels!.map((k) => k.device))).toEqual(new Set([0, 1]));

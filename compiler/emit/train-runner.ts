@@ -51,6 +51,7 @@ import { closeDevices, openDevices, type OpenDevice } from "${root}/runtime/devi
 import { initParams } from "${root}/runtime/init.ts";
 import { loadLatest, trainingIdentity, writeCheckpoint } from "${root}/runtime/train/checkpoint.ts";
 import { MetricsWriter, topKErrors } from "${root}/runtime/train/metrics.ts";
+import { emptyTally, tallyFromSummary, tallySummary } from "${root}/runtime/train/epoch-tally.ts";
 import { plotCurves } from "${root}/runtime/train/plot.ts";
 import { EpochProgress } from "${root}/runtime/train/progress.ts";
 import { Rng, RngStreams } from "${root}/runtime/train/rng.ts";
@@ -183,6 +184,8 @@ async function trainOn(graph: Graph, data: TrainingData, opt: Options): Promise<
     let epoch = 0;
     let stepInEpoch = 0;
     let globalStep = 0;
+    // The resumed epoch's figures so far, so that its metrics cover all of its steps.
+    let tally = emptyTally();
 
     const latest = opt.resume ? loadLatest(opt.checkpointDir, { planHash, network: NETWORK.name }) : undefined;
     if (latest) {
@@ -192,6 +195,7 @@ async function trainOn(graph: Graph, data: TrainingData, opt: Options): Promise<
       ({ epoch, stepInEpoch, globalStep } = latest.manifest);
       rng = RngStreams.fromState(latest.manifest.rng);
       schedule.restore(latest.manifest.schedule);
+      tally = tallyFromSummary(latest.manifest.metrics, stepInEpoch);
       console.error(\`resumed from \${latest.path}: epoch \${epoch + 1}, step \${stepInEpoch} of \${stepsPerEpoch}\`);
     } else {
       if (opt.resume) console.error(\`no checkpoint in \${opt.checkpointDir}; starting afresh\`);
@@ -226,10 +230,7 @@ async function trainOn(graph: Graph, data: TrainingData, opt: Options): Promise<
     while (epoch < opt.epochs) {
       const started = performance.now();
       const progress = new EpochProgress({ epoch: epoch + 1, epochs: opt.epochs, steps: stepsPerEpoch, startStep: stepInEpoch, batchSize: opt.batch });
-      let lossSum = 0;
-      let wrong1 = 0;
-      let wrong5 = 0;
-      const firstStep = stepInEpoch;
+      const seconds = () => tally.seconds + (performance.now() - started) / 1000;
       // This epoch's order comes from (seed, epoch) alone, and its augmentation from seeded streams,
       // so a resumed run sees exactly the batches the uninterrupted run would have seen.
       for await (const { images, labels } of data.batches({ epoch, from: stepInEpoch, steps: stepsPerEpoch, batch: opt.batch, seed: opt.seed, rng })) {
@@ -245,14 +246,12 @@ async function trainOn(graph: Graph, data: TrainingData, opt: Options): Promise<
         }
         globalStep++;
         stepInEpoch++;
-        lossSum += loss;
         const errors = topKErrors(logits, labels, NETWORK.classes, [1, 5]);
-        wrong1 += errors.wrong[0];
-        wrong5 += errors.wrong[1];
+        tally = { ...tally, steps: tally.steps + 1, lossSum: tally.lossSum + loss, wrong1: tally.wrong1 + errors.wrong[0], wrong5: tally.wrong5 + errors.wrong[1] };
         progress.update(stepInEpoch, loss);
 
         const stopping = opt.maxSteps > 0 && globalStep >= opt.maxSteps;
-        if ((opt.checkpointEvery > 0 && globalStep % opt.checkpointEvery === 0) || stopping) await save({ loss });
+        if ((opt.checkpointEvery > 0 && globalStep % opt.checkpointEvery === 0) || stopping) await save({ loss, ...tallySummary({ ...tally, seconds: seconds() }) });
         if (stopping) {
           progress.finish();
           console.error(\`stopped after \${globalStep} steps (--max-steps)\`);
@@ -262,7 +261,7 @@ async function trainOn(graph: Graph, data: TrainingData, opt: Options): Promise<
       }
       progress.finish();
 
-      const seen = (stepsPerEpoch - firstStep) * opt.batch;
+      const seen = tally.steps * opt.batch;
       const evaluated = (epoch + 1) % opt.evalEvery === 0 || epoch + 1 === opt.epochs;
       const val = evaluated && data.valCount > 0 ? await data.evaluate(classify, "val", opt.batch) : undefined;
       const lr = schedule.lr();
@@ -274,14 +273,15 @@ async function trainOn(graph: Graph, data: TrainingData, opt: Options): Promise<
       stepInEpoch = 0;
       metrics.append({
         epoch,
-        trainLoss: lossSum / Math.max(1, stepsPerEpoch - firstStep),
-        trainTop1: wrong1 / Math.max(1, seen),
-        trainTop5: wrong5 / Math.max(1, seen),
+        trainLoss: tally.lossSum / Math.max(1, tally.steps),
+        trainTop1: tally.wrong1 / Math.max(1, seen),
+        trainTop5: tally.wrong5 / Math.max(1, seen),
         valTop1: val?.top1 ?? null,
         valTop5: val?.top5 ?? null,
         lr,
-        seconds: (performance.now() - started) / 1000,
+        seconds: seconds(),
       });
+      tally = emptyTally();
       writeFileSync(join(opt.checkpointDir, "curves.svg"), plotCurves(metrics.records, { title: NETWORK.name }));
       await save({ valTop1: val?.top1 ?? null, valTop5: val?.top5 ?? null });
       console.error(\`epoch \${epoch}: val top-1 error \${val ? (val.top1 * 100).toFixed(2) + " %" : "not evaluated"}\`);

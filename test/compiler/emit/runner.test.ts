@@ -181,6 +181,14 @@ gpu.describe("training with the generated runner", () => {
         expect(Buffer.compare(bytes(t.data), bytes(b.weights.get(name)!.data)), name).toBe(0);
       for (const [name, t] of a.momentum)
         expect(Buffer.compare(bytes(t.data), bytes(b.momentum.get(name)!.data)), name).toBe(0);
+      // The resumed epoch's metrics cover all its steps (the tally rides in the checkpoints), so
+      // they equal the uninterrupted run's; only the seconds differ.
+      const figures = (dir: string) =>
+        readMetrics(join(dir, "metrics.jsonl")).map(({ seconds, ...rest }) => {
+          expect(seconds).toBeGreaterThan(0);
+          return rest;
+        });
+      expect(figures(killed)).toEqual(figures(straight));
     },
   );
 

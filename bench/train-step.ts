@@ -1,10 +1,13 @@
 // `npm run bench:train -- [MODEL.net] [--batch N] [--iters K]`: median time of one training step
 // (forward, loss, backward, the paper's update) on this machine's WebGPU adapter, the slowest layers
 // by GPU time, and what that means for an epoch of Fashion-MNIST (55,000 training images).
-// Writes bench/results/<date>-train-step-<network>.json. Not a test: wall-clock numbers vary.
+// Convolutions use this adapter's autotuned tiles when the cache has them (as `train.ts --autotune`
+// does), else the templates' own. Writes bench/results/<date>-train-step-<network>.json. Not a test:
+// wall-clock numbers vary.
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { compileSource } from "../compiler/frontend.ts";
 import { lowerTraining } from "../compiler/lower-train.ts";
+import { adapterKey, loadTuning } from "../runtime/autotune.ts";
 import { closeDevices, openDevices } from "../runtime/devices.ts";
 import { fillNormal, initParams, paramStream } from "../runtime/init.ts";
 import { createTrainer } from "../runtime/trainer.ts";
@@ -20,7 +23,9 @@ const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.len
 
 const [dev] = await openDevices({ count: 1 });
 try {
+  const tuning = loadTuning(adapterKey(dev));
   const compiled = lowerTraining(graph, {
+    tuning,
     batch,
     maxBindingBytes: dev.maxBindingBytes,
     source: file,
@@ -52,7 +57,10 @@ try {
   const gflops = (6 * macs * batch) / (ms * 1e6);
   const epochMinutes = ((55_000 / batch) * ms) / 60_000;
   const slowest = [...byLayer].sort((a, b) => b[1] - a[1]).slice(0, 6);
-  console.log(`${graph.name} training step, batch ${batch}, on ${dev.label}`);
+  const tiles = tuning
+    ? "autotuned conv tiles (cached for this adapter)"
+    : "the templates' conv tiles (no tuning cache)";
+  console.log(`${graph.name} training step, batch ${batch}, on ${dev.label}, ${tiles}`);
   console.log(
     `  median ${ms.toFixed(0)} ms over ${iters} steps = ${((batch * 1000) / ms).toFixed(1)} images/s ≈ ${gflops.toFixed(2)} GFLOP/s`,
   );
@@ -67,6 +75,7 @@ try {
     date,
     command: `npm run bench:train -- ${file} --batch ${batch}`,
     adapter: dev.label,
+    tiles,
     network: graph.name,
     batch,
     iters,

@@ -96,7 +96,23 @@ function denseParts(spec: DenseSpec) {
     const value = spec.activation ? `activation(${biased})` : biased;
     return `y[${yi}] = ${dropout ? `dropout_epilogue(${value}, ${yi})` : value};`;
   };
-  return { bindings, op, summary, epilogue, code, store, hasBias };
+  /** The kernel from its header, shape constants and entry point. */
+  const finish = (
+    head: string,
+    shape: string,
+    main: string,
+    workgroup: number,
+    dispatch: [number, number, number],
+  ): TrainKernelSource => ({
+    op,
+    wgsl: sections(head, shape, declare(bindings), ...code, main),
+    entryPoint: "main",
+    bindings,
+    workgroupSize: [workgroup, 1, 1],
+    dispatch,
+    flops: 2 * batch * rowCount * (inFeatures / groups),
+  });
+  return { op, summary, epilogue, store, hasBias, finish };
 }
 
 function tiledDenseKernel(id: KernelIdentity, spec: DenseSpec): TrainKernelSource {
@@ -107,7 +123,7 @@ function tiledDenseKernel(id: KernelIdentity, spec: DenseSpec): TrainKernelSourc
   const tr = largestDividing([8, 4, 2, 1], [perGroup, rowBase, rowCount]);
   const wg = 8;
   const dispatch: [number, number, number] = [Math.ceil(rowCount / (tr * wg)), batch / tn, 1];
-  const { bindings, op, summary, epilogue, code, store } = denseParts(spec);
+  const { op, summary, epilogue, store, finish } = denseParts(spec);
   const head = header(id, op, [
     summary,
     `one invocation = ${tn} example(s) × ${tr} consecutive output row(s), each summed over k ascending; w holds rows [ROW_BASE, ROW_BASE + ROWS)`,
@@ -140,15 +156,7 @@ ${each(tn, (n) => each(tr, (r) => `    ${acc(n, r)} = fma(x${n}, w${r}, ${acc(n,
 ${each(tn, (n) => each(tr, (r) => `  ${store(acc(n, r), `o + ${r}u`, `(n0 + ${n}u) * OUT + o + ${r}u`)}`))}
 }
 `;
-  return {
-    op,
-    wgsl: sections(head, shape, declare(bindings), ...code, main),
-    entryPoint: "main",
-    bindings,
-    workgroupSize: [wg, 1, 1],
-    dispatch,
-    flops: 2 * batch * rowCount * k,
-  };
+  return finish(head, shape, main, wg, dispatch);
 }
 
 function reductionDenseKernel(id: KernelIdentity, spec: DenseSpec): TrainKernelSource {
@@ -157,7 +165,7 @@ function reductionDenseKernel(id: KernelIdentity, spec: DenseSpec): TrainKernelS
   const nb = batchBlock(batch);
   const rpw = rowBlock(spec);
   const dispatch = foldGrid(rowCount / rpw);
-  const { bindings, op, summary, epilogue, code, store, hasBias } = denseParts(spec);
+  const { op, summary, epilogue, store, hasBias, finish } = denseParts(spec);
   const head = header(id, op, [
     summary,
     `one workgroup = ${rpw} output row(s) for all examples, ${nb} example(s) per pass; w holds rows [ROW_BASE, ROW_BASE + ROWS)`,
@@ -211,13 +219,5 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   }
 }
 `;
-  return {
-    op,
-    wgsl: sections(head, shape, declare(bindings), ...code, main),
-    entryPoint: "main",
-    bindings,
-    workgroupSize: [WORKGROUP, 1, 1],
-    dispatch,
-    flops: 2 * batch * rowCount * k,
-  };
+  return finish(head, shape, main, WORKGROUP, dispatch);
 }

@@ -6,9 +6,11 @@
 //   consecutive output rows of sums, and for each k loads TN inputs and TR weights for TN·TR FMAs;
 //   the example block comes from the workgroup id. Each output sums k ascending, alone: the order does
 //   not depend on the tiles, on a weight split into row parts, or on the output rows a device holds.
-//   Measured on lavapipe (fc6 of alexnet-fmnist, batch 128, 4608 → 512): 56 ms against 180 ms for the
-//   reduction form; tiles 16 × 8 in workgroups of 8 were the fastest of 14 tried.
-// - Below, a matrix-vector product bound by reading the weight (fc6: 151 MB): one workgroup owns RPW
+//   Measured on lavapipe (fc6 of alexnet-fmnist, 4608 → 512): 56–59 ms against 154–180 ms for the
+//   reduction form at batch 128, 8 against 17 ms at batch 16, 4 against 8 at batch 4; TN × TR = 16 × 8
+//   in workgroups of 8 was the fastest of 10 tilings tried (vec4 loads did not help).
+// - At batch 1, a matrix-vector product bound by reading the weight (fc6: 151 MB), where the two forms
+//   measured alike (a 9216 → 2048 part: 40–46 ms against 45–49): one workgroup owns RPW
 //   output rows; its 64 invocations stride along the rows together (adjacent lanes read adjacent
 //   words), keep NB batch rows × RPW output rows of sums in registers so each weight word is loaded
 //   once per NB examples and each input word once per RPW rows, and finish with a reduction in
@@ -60,7 +62,7 @@ function rowBlock(spec: DenseSpec): number {
 }
 
 /** The batch from which the tiled GEMM form is used (measured: see the header). */
-export const TILED_MIN_BATCH = 16;
+export const TILED_MIN_BATCH = 2;
 
 export function denseKernel(id: KernelIdentity, spec: DenseSpec): TrainKernelSource {
   return spec.batch >= TILED_MIN_BATCH ? tiledDenseKernel(id, spec) : reductionDenseKernel(id, spec);

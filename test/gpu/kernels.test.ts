@@ -187,12 +187,18 @@ gpu.describe("dense", () => {
     ));
   it("batch 16: the tiled form (16 examples × 1 row per invocation), long rows", () =>
     check("dense 300→33 batch 16", dense(33), [[300]], 16, ([x], p) => ref(x, 16, 300, p, dense(33))));
-  it("4 output rows per workgroup, grouped (2 towers of 12), batch 8", () =>
+  it("tiled form, grouped (2 towers of 12: 4 rows per invocation), batch 8", () =>
     check("dense grouped 130→24 batch 8", dense(24, 2), [[130]], 8, ([x], p) =>
       ref(x, 8, 130, p, dense(24, 2)),
     ));
-  it("2 output rows per workgroup (rows per group 2 mod 4), batch 6", () =>
+  it("tiled form, 2 rows per invocation (rows per group 2 mod 4), batch 6", () =>
     check("dense 70→10 batch 6", dense(10), [[70]], 6, ([x], p) => ref(x, 6, 70, p, dense(10))));
+  it("batch 1: the reduction form, 4 output rows per workgroup, grouped (2 towers of 12)", () =>
+    check("dense grouped 130→24 batch 1", dense(24, 2), [[130]], 1, ([x], p) =>
+      ref(x, 1, 130, p, dense(24, 2)),
+    ));
+  it("batch 1: the reduction form, 2 output rows per workgroup (rows per group 2 mod 4)", () =>
+    check("dense 70→10 batch 1", dense(10), [[70]], 1, ([x], p) => ref(x, 1, 70, p, dense(10))));
   it("tiled form, 3 groups of 16 rows (8 rows per invocation), batch 32", () =>
     check("dense grouped 99→48 batch 32", dense(48, 3), [[99]], 32, ([x], p) =>
       ref(x, 32, 99, p, dense(48, 3)),

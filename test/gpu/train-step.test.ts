@@ -176,7 +176,7 @@ gpu.describe("training steps on the adapter", () => {
     expectBitwiseEqual(whole.grads, parts.grads);
   });
 
-  it("trains a split fc weight bitwise like the unsplit one at batch 16 (the tiled dense forward)", async () => {
+  it("trains a split fc weight bitwise like the unsplit one at batch 16 (the largest dense blocks)", async () => {
     // alexnet-small cannot split fc6 at batch 16 without also micro-batching conv1, so a dense-only
     // network: fc1.weight is 64×288 f32 = 73,728 bytes; a 40 kB limit splits it in two row parts.
     const dense = compileSource(`

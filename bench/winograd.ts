@@ -1,13 +1,14 @@
-// `npm run bench:winograd -- [--batch 1,8] [--reps 7] [--only conv4]`: AlexNet's 3×3 convolutions
-// (conv3, conv4, conv5 on 13×13 maps) timed with the direct kernel (compiler/wgsl/conv.ts, with the
-// autotuned tiles cached for this adapter when there are some, else the template's own) and with
-// Winograd F(2×2, 3×3) (compiler/wgsl/winograd.ts: input transform, 16 GEMMs and output transform,
-// submitted together as a step would; the weight transform reported apart, since it runs once per
-// weight upload). Each figure is the median of --reps submits timed to onSubmittedWorkDone, the two
-// algorithms interleaved (ABBA) so that background load hits both alike; the process CPU time of the
-// same submits is shown too (lavapipe's threads run in-process), being less sensitive to other
-// processes than wall time. GFLOP/s are effective: the direct convolution's FLOPs / time, for both.
-// Also prints the largest difference between the two outputs (relative to the largest |y|).
+// `npm run bench:winograd -- [--batch 1,8] [--reps 7] [--only conv4] [--net alexnet|fmnist]`: the
+// 3×3 convolutions conv3, conv4, conv5 of AlexNet (13×13 maps) or of alexnet-fmnist (6×6) timed with
+// the direct kernel (compiler/wgsl/conv.ts, with the autotuned tiles cached for this adapter when
+// there are some, else the template's own) and with Winograd F(2×2, 3×3) (compiler/wgsl/winograd.ts:
+// input transform, 16 GEMMs and output transform, submitted together as a step would; the weight
+// transform reported apart, since it runs once per weight upload). Each figure is the median of
+// --reps submits timed to onSubmittedWorkDone, the two algorithms interleaved (ABBA) so that
+// background load hits both alike; the process CPU time of the same submits is shown too (lavapipe's
+// threads run in-process), being less sensitive to other processes than wall time. GFLOP/s are
+// effective: the direct convolution's FLOPs / time, for both. Also prints the largest difference
+// between the two outputs (relative to the largest |y|).
 // Not a test: wall-clock numbers vary. Correctness lives in test/gpu/winograd.test.ts.
 import { loadavg } from "node:os";
 import type { PlanKernel } from "../compiler/plan.ts";
@@ -35,11 +36,27 @@ const winoTiles = Object.fromEntries(
   }).filter(([, v]) => v !== undefined),
 );
 
-const LAYERS = [
-  { name: "conv3", ci: 256, co: 384, groups: 1 },
-  { name: "conv4", ci: 384, co: 384, groups: 2 },
-  { name: "conv5", ci: 384, co: 256, groups: 2 },
-];
+const NETS = {
+  alexnet: {
+    hw: 13,
+    layers: [
+      { name: "conv3", ci: 256, co: 384, groups: 1 },
+      { name: "conv4", ci: 384, co: 384, groups: 2 },
+      { name: "conv5", ci: 384, co: 256, groups: 2 },
+    ],
+  },
+  fmnist: {
+    hw: 6,
+    layers: [
+      { name: "conv3", ci: 64, co: 128, groups: 1 },
+      { name: "conv4", ci: 128, co: 128, groups: 2 },
+      { name: "conv5", ci: 128, co: 128, groups: 2 },
+    ],
+  },
+};
+const net = flag("--net") ?? "alexnet";
+if (!(net in NETS)) throw new Error(`--net ${net}: expected one of ${Object.keys(NETS).join(", ")}`);
+const { hw: HW, layers: LAYERS } = NETS[net as keyof typeof NETS];
 
 const [dev] = await openDevices({ count: 1, timestamps: false });
 const { device } = dev;
@@ -120,8 +137,8 @@ try {
       const pad = { top: 1, bottom: 1, left: 1, right: 1 };
       const shape: Omit<ConvSpec, "tensors"> = {
         batch,
-        input: [l.ci, 13, 13],
-        output: [l.co, 13, 13],
+        input: [l.ci, HW, HW],
+        output: [l.co, HW, HW],
         kernel: [3, 3],
         stride: [1, 1],
         pad,
@@ -130,8 +147,8 @@ try {
         outCount: l.co,
       };
       const tuned = tilesFor(table, "conv", shape);
-      const xn = batch * l.ci * 169;
-      const yn = batch * l.co * 169;
+      const xn = batch * l.ci * HW * HW;
+      const yn = batch * l.co * HW * HW;
       buffer("x", xn * 4, lcgUniform(xn, 1));
       buffer("w", (l.co * l.ci * 9 * 4) / l.groups, lcgUniform((l.co * l.ci * 9) / l.groups, 2));
       buffer("b", l.co * 4, lcgUniform(l.co, 3));

@@ -52,7 +52,7 @@ function shapeConsts(spec: DenseGradSpec) {
   };
 }
 
-/** Lanes per workgroup and features per lane (strided by the lanes, so a load is WG adjacent words). */
+/** Lanes per workgroup and features per lane (strided by the lanes, so a load is LANES adjacent words). */
 const LANES = 16;
 const FEATURES_PER_LANE = 8;
 const FEATURE_BLOCK = LANES * FEATURES_PER_LANE;

@@ -113,8 +113,8 @@ const info: Command = async (ctx) => {
         `kernel dispatches per training step (batch ${t.batch}${t.microSteps > 1 ? `, ${t.microSteps} micro-steps` : ""}): ` +
         `${t.unfused} unfused, ${t.fused} fused; forward at batch ${f.batch}: ${f.unfused} unfused, ${f.fused} fused ` +
         `(alexc compile --explain-fusion lists the groups)` +
-        (f.fusedWinograd !== f.fused
-          ? `; with Winograd 3×3 convolutions (the default for forward plans): ${f.fusedWinograd} per run`
+        (f.fusedWinograd !== f.fused || t.fusedWinograd !== t.fused
+          ? `; with Winograd 3×3 convolutions (the default): ${t.fusedWinograd} per training step, ${f.fusedWinograd} per forward run`
           : ""),
     );
   }
@@ -129,17 +129,18 @@ function dispatchCounts(ctx: CommandContext) {
   const count = (plan: Plan) =>
     (plan.schedule.filter((s) => s.kind === "dispatch").length * plan.batch) /
     (plan.microBatch ?? plan.batch);
-  const train = (fuse: boolean) =>
+  // Fusion compared alike: direct convolutions on both sides; Winograd's extra stages counted apart.
+  const train = (fuse: boolean, winograd = false) =>
     lowerTraining(graph, {
       ...common,
       fuse,
+      winograd,
       batch: recipe.batch,
       momentum: recipe.momentum,
       weightDecay: recipe.weightDecay,
       activeDropout: recipe.dropout,
     }).plan;
   const [fusedTrain, unfusedTrain] = [train(true), train(false)];
-  // Fusion compared alike: direct convolutions on both sides; Winograd's extra stages counted apart.
   const forward = (fuse: boolean, winograd = false) =>
     lower(graph, { ...common, fuse, winograd, batch: 1 }).plan;
   return {
@@ -148,6 +149,7 @@ function dispatchCounts(ctx: CommandContext) {
       microSteps: recipe.batch / (fusedTrain.microBatch ?? recipe.batch),
       unfused: count(unfusedTrain),
       fused: count(fusedTrain),
+      fusedWinograd: count(train(true, true)),
     },
     forward: {
       batch: 1,

@@ -143,7 +143,10 @@ export function withFlatParameters(compiled: CompiledPlan, opts: FlatParameterOp
         Object.assign(byName.get(name)!, { aliasOf: arena, aliasOffset: m.offset });
       }
     }
-    const first = source.kernels.find((k) => k.bindings[0]?.tensor === a.members[0].param)!;
+    // (the member's update kernel: other kernels bind the parameter first too, e.g. a Winograd weight transform)
+    const first = source.kernels.find(
+      (k) => UPDATE_OPS.has(k.op) && k.bindings[0]?.tensor === a.members[0].param,
+    )!;
     const micro = first.op === "sgd.update.micro";
     const group = a.members.map((m) => m.param);
     const src = updateKernel(

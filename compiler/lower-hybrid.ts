@@ -63,6 +63,7 @@ export function lowerTrainingHybrid(graph: Graph, opts: TrainLowerOptions): Comp
     ...opts,
     keepGradients: [boundary],
     batch: half,
+    winograd: false, // as lower-placed.ts: Winograd's scratch is not placed yet
     ...(micro ? { lossBatch: opts.batch } : {}),
   });
   const bk = new Map(base.plan.kernels.map((k) => [k.name, k]));
@@ -149,7 +150,7 @@ export function lowerTrainingHybrid(graph: Graph, opts: TrainLowerOptions): Comp
   const head = place(
     lowerTrainingSteps(towers.graph, {
       ...opts,
-      ...{ activeDropout, dropoutSource, inputGradients: true, batch: runBatch },
+      ...{ activeDropout, dropoutSource, inputGradients: true, batch: runBatch, winograd: false },
       ...(micro ? { lossBatch: opts.batch } : {}),
     }),
     towers,

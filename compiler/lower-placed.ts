@@ -39,7 +39,9 @@ export function lowerTrainingPlaced(graph: Graph, opts: TrainLowerOptions): Comp
   // Dropout layers are named by the source graph: each stands for all of its tower slices.
   const activeDropout = opts.activeDropout?.flatMap((d) => towers.slices[d] ?? [d]);
   const dropoutSource = dropoutSources(towers);
-  const placed = place(lowerTrainingSteps(towers.graph, { ...opts, activeDropout, dropoutSource }), towers);
+  // place() maps a tower graph's kernels to devices; Winograd's scratch is not placed yet
+  const steps = lowerTrainingSteps(towers.graph, { ...opts, activeDropout, dropoutSource, winograd: false });
+  const placed = place(steps, towers);
   return withOptimizerFusion(placed, opts);
 }
 
@@ -228,7 +230,7 @@ export function lowerTrainingData(graph: Graph, opts: TrainLowerOptions): Compil
   const devices = 2;
   if (opts.batch % devices !== 0) throw internal(`data placement needs an even batch, got ${opts.batch}`);
   if (opts.inputGradients) throw internal("data placement does not compute input gradients");
-  const base = lowerTrainingSteps(graph, { ...opts, batch: opts.batch / devices });
+  const base = lowerTrainingSteps(graph, { ...opts, batch: opts.batch / devices, winograd: false });
   const plan = structuredClone(base.plan);
   const wgsl: Record<string, string> = { ...base.wgsl };
   const training = plan.training!;

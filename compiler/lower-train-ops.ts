@@ -5,6 +5,7 @@
 import type { BackwardStep, TrainingGraph } from "./autodiff.ts";
 import { DiagnosticError, diag } from "./diagnostics.ts";
 import { biasFold } from "./fuse-backward.ts";
+import { convKernels } from "./lower-conv.ts";
 import type { Tiles, TunableKind, TunableShape } from "./tuning.ts";
 import type { GradEpilogue } from "./wgsl/backward/util.ts";
 import { type ActivationOp, type Node, type NodeAttrs, type OpKind, elementCount } from "./graph.ts";
@@ -74,6 +75,9 @@ export interface OpContext {
   add(name: string, shape: number[], role: PlanTensor["role"], extra?: Pick<PlanTensor, "dtype">): void;
   /** The tiles of a tunable kernel of this shape (lower.ts `tiles`: the tuning table, recorded). */
   tiles(kind: TunableKind, shape: TunableShape): Tiles;
+  /** 3×3 stride-1 convolutions may run as Winograd F(2×2, 3×3) (the `winograd` option is not false). */
+  winograd: boolean;
+  maxBindingBytes: number;
   emit(what: string, source: KernelSource | TrainKernelSource): void;
 }
 
@@ -115,8 +119,11 @@ function convShape(attrs: AttrsOf<"conv">, c: OpContext, part: Part): TunableSha
 function forwardGemm(attrs: AttrsOf<"conv"> | AttrsOf<"dense">, c: OpContext) {
   const weight = c.param("weight")!;
   const b = attrs.bias ? c.param("bias") : undefined;
-  for (const part of c.parts(weight)) {
+  const parts = c.parts(weight);
+  for (const [j, part] of parts.entries()) {
     const tensors = { x: c.x, w: part.tensor, b, y: c.y };
+    if (attrs.op === "conv" && winogradForward(attrs, c, part, tensors, parts.length > 1 ? j : undefined))
+      continue;
     c.emit(
       "fwd",
       attrs.op === "conv"
@@ -135,6 +142,32 @@ function forwardGemm(attrs: AttrsOf<"conv"> | AttrsOf<"dense">, c: OpContext) {
           }),
     );
   }
+}
+
+/**
+ * A conv part's forward as Winograd F(2×2, 3×3) where lower-conv.ts would choose it for inference;
+ * false (nothing emitted) where it does not apply, fit or pay, or where a fused dropout follows (the
+ * output transform has no mask epilogue). The weights change every step, so their transform U is a
+ * step kernel here, not a once-per-upload one, and U, V and M are step tensors named after the layer.
+ */
+function winogradForward(
+  attrs: AttrsOf<"conv">,
+  c: OpContext,
+  part: Part,
+  tensors: { x: string; w: string; b?: string; y: string },
+  partIndex: number | undefined,
+): boolean {
+  if (!c.winograd || c.dropout) return false;
+  const name = partIndex === undefined ? c.node.name : `${c.node.name}_p${partIndex}`;
+  const context = { batch: c.batch, maxBindingBytes: c.maxBindingBytes, winograd: true, input: c.inShape };
+  const conv = convKernels({ ...context, tiles: c.tiles }, { ...c.id, name }, c.node, attrs, part, {
+    tensors,
+    activation: c.activation,
+  });
+  if (conv.kernels.length === 1) return false; // the direct kernel: emitted by the caller, with its dropout
+  for (const t of conv.tensors) c.add(t.name, t.shape, "activation");
+  for (const k of conv.kernels) c.emit(`fwd_${k.name.slice(name.length + 1)}`, k.source);
+  return true;
 }
 
 /** How each op runs in the training forward pass (views never get here: they have no kernel). */

@@ -107,6 +107,8 @@ function context(l: StepLowering, node: Node): OpContext {
     partNames: (param, base) => l.partNames(param, base),
     add: (name, shape, role, extra) => l.add(name, shape, role, extra ?? {}),
     tiles: (kind, shape) => tiles(l.opts, kind, shape),
+    winograd: l.opts.winograd !== false,
+    maxBindingBytes: l.opts.maxBindingBytes,
     emit: (what, source) => l.emit(node.name, what, source),
   };
 }

@@ -1,8 +1,10 @@
 // lower-train: Graph → CompiledPlan in mode "train".
 //
 // `schedule` is one training step: the forward pass in training mode (active dropout hashed from the
-// step seed, batch norm on batch statistics), the softmax-cross-entropy loss, the backward pass of
-// compiler/autodiff.ts (one or more kernels per backward step), and one SGD update per parameter part.
+// step seed, batch norm on batch statistics, 3×3 stride-1 convolutions as Winograd F(2×2, 3×3) with
+// the weight transform in the step, unless `winograd: false`), the softmax-cross-entropy loss, the
+// backward pass of compiler/autodiff.ts (one or more kernels per backward step), and one SGD update
+// per parameter part.
 // `training.evalSchedule` is the inference forward pass, taken verbatim from compiler/lower.ts with
 // its activations renamed `eval:X`; it shares the parameter tensors, so it always evaluates the
 // current weights.
@@ -193,8 +195,10 @@ class TrainLowering implements StepLowering {
   ) {
     // a forward kernel of a fused anchor computes its whole group (fuse.ts); an eval one the
     // inference group, without the dropout (the identity there)
-    const active = what === "fwd" ? this.fused.active : undefined;
-    const fwd = what === "fwd" || what === "eval";
+    // (Winograd's stages are `fwd_wt`, `fwd_in`, `fwd_mm`, `fwd_out`: all of the group's forward)
+    const train = what === "fwd" || what.startsWith("fwd_");
+    const active = train ? this.fused.active : undefined;
+    const fwd = train || what === "eval";
     const group = (fwd ? fusedAt(this.fusion, layer, active)?.members : undefined) ?? [layer];
     const name = `k${String(this.kernels.length).padStart(3, "0")}_${what}_${group.map(sanitize).join("_")}`;
     this.kernels.push({

@@ -68,9 +68,15 @@ describe("alexc CLI", () => {
       "kernel dispatches per training step (batch 128, 2 micro-steps): 168 unfused, 84 fused; forward at batch 1: 21 unfused, 12 fused",
     );
     const json = JSON.parse((await alexc("info", alexnet, "--format", "json")).out);
-    expect(json.dispatches.training).toEqual({ batch: 128, microSteps: 2, unfused: 168, fused: 84 });
-    // conv3–conv5 each run as Winograd input transform, GEMM, output transform (weights once per upload)
-    expect(out).toContain("with Winograd 3×3 convolutions (the default for forward plans): 18 per run");
+    // conv3–conv5 each run as Winograd input transform, GEMM, output transform: forward plans
+    // transform the weights once per upload, a training step (each of its micro-steps) every time
+    expect(json.dispatches.training).toEqual({
+      ...{ batch: 128, microSteps: 2, unfused: 168, fused: 84 },
+      fusedWinograd: 84 + 2 * 3 * 3,
+    });
+    expect(out).toContain(
+      "with Winograd 3×3 convolutions (the default): 102 per training step, 18 per forward run",
+    );
     expect(json.dispatches.forward).toEqual({ batch: 1, unfused: 21, fused: 12, fusedWinograd: 18 });
   });
 
@@ -97,8 +103,9 @@ describe("alexc CLI", () => {
     const { code, err } = await alexc("compile", alexnet, "-o", dir);
     expect(code).toBe(0);
     // conv1's training activation at the recipe's batch 128 exceeds a 128 MiB binding: the training
-    // plan is micro-batched (two runs of 64 per step) instead of refused.
-    expect(err).toContain("train/plan.json (54 kernels, batch 128 in micro-batches of 64)");
+    // plan is micro-batched (two runs of 64 per step) instead of refused. 63 kernels: 54 with direct
+    // convolutions, and conv3–conv5's three more Winograd stages each.
+    expect(err).toContain("train/plan.json (63 kernels, batch 128 in micro-batches of 64)");
     const train = planSchema.parse(JSON.parse(readFileSync(join(dir, "train", "plan.json"), "utf8")));
     expect(train).toMatchObject({ mode: "train", batch: 128, microBatch: 64 });
     expect(readdirSync(dir)).toEqual(

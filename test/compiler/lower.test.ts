@@ -145,11 +145,35 @@ describe("lower: Winograd", () => {
     }
   });
 
-  it("is not used by training plans (their evaluation schedule) nor with f16 storage", () => {
+  it("is not used with f16 storage", () => {
     const f16 = lower(alexnetGraph(), { ...opts(), storage: "f16" }).plan;
     expect(f16.kernels.some((k) => k.op.startsWith("conv.winograd"))).toBe(false);
+  });
+
+  it("runs conv3–conv5 of a training step, weight transform included, but not its evaluation schedule", () => {
     const train = lowerTraining(alexnetGraph(), { ...opts(8), momentum: 0.9, weightDecay: 5e-4 }).plan;
-    expect(train.kernels.some((k) => k.op.startsWith("conv.winograd"))).toBe(false);
+    const byName = new Map(train.kernels.map((k) => [k.name, k]));
+    const step = train.schedule.flatMap((s) => (s.kind === "dispatch" ? [byName.get(s.kernel)!] : []));
+    const winograd = step.filter((k) => k.op.startsWith("conv.winograd"));
+    expect([...new Set(winograd.map((k) => k.layer))]).toEqual(["conv3", "conv4", "conv5"]);
+    // the weights change every step, so their transform is in the step, before the layer's input transform
+    for (const layer of ["conv3", "conv4", "conv5"]) {
+      const stages = step.filter((k) => k.layer === layer && k.name.includes("_fwd_")).map((k) => k.op);
+      expect(stages[0]).toBe("conv.winograd.weights");
+      expect(stages.length).toBeGreaterThanOrEqual(4);
+    }
+    expect(train.prepare ?? []).toEqual([]);
+    const evalOps = train.training!.evalSchedule.flatMap((s) =>
+      s.kind === "dispatch" ? [byName.get(s.kernel)!.op] : [],
+    );
+    expect(evalOps.some((op) => op.startsWith("conv.winograd"))).toBe(false);
+    const off = lowerTraining(alexnetGraph(), {
+      ...opts(8),
+      momentum: 0.9,
+      weightDecay: 5e-4,
+      winograd: false,
+    });
+    expect(off.plan.kernels.some((k) => k.op.startsWith("conv.winograd"))).toBe(false);
   });
 });
 

@@ -22,7 +22,7 @@ import { type Graph, type NodeAttrs, elementCount } from "../../compiler/graph.t
 import { lowerTraining } from "../../compiler/lower-train.ts";
 import { fillNormal, paramStream } from "../../runtime/init.ts";
 import { createTrainer } from "../../runtime/trainer.ts";
-import { expectClose, measured, report } from "../helpers/compare.ts";
+import { expectClose, measure, measured, report } from "../helpers/compare.ts";
 import { finiteDiff, largestIndices, sampleIndices } from "../helpers/finite-diff.ts";
 import {
   type GradCase,
@@ -332,6 +332,45 @@ gpu.describe("one training step of alexnet-small.net", () => {
       console.log(
         `alexnet-small training step (batch ${batch}) on ${dev.label}: ${stepMs.toFixed(0)} ms, loss ${loss.toFixed(5)}`,
       );
+    } finally {
+      trainer.destroy();
+    }
+  });
+
+  it("transforms conv3–conv5's weights for Winograd every step: step 2 computes with step 1's update", async () => {
+    const graph = graphFromSource(
+      readFileSync(new URL("../../models/alexnet-small.net", import.meta.url), "utf8"),
+    );
+    const dev = gpu.dev!;
+    const batch = 4;
+    const image = new Float32Array(batch * elementCount(graph.inputs[0].shape));
+    fillNormal(image, 0, 1, paramStream(33, "input"));
+    const labels = Int32Array.from([2, 0, 5, 8]);
+    const inputs = new Map([["image", image]]);
+    const compiled = lowerTraining(graph, {
+      ...{ batch, maxBindingBytes: dev.maxBindingBytes, source: "alexnet-small.net" },
+      ...{ compilerVersion: "alexc test", momentum: MOMENTUM, weightDecay: WEIGHT_DECAY, activeDropout: [] },
+    });
+    const layers = compiled.plan.kernels.filter((k) => k.op === "conv.winograd.weights").map((k) => k.layer);
+    expect(layers).toEqual(["conv3", "conv4", "conv5"]);
+    const trainer = await createTrainer(dev, compiled);
+    try {
+      const initial = liveWeights(graph, 34);
+      trainer.uploadParams(initial);
+      trainer.writeBatch(image, labels);
+      await trainer.step({ lr: 0.05, seed: 1 });
+      const updated = await trainer.readParams();
+      const { logits } = await trainer.step({ lr: 0.05, seed: 2 });
+      const ref = forward64(graph, updated, inputs, { batch, mode: "train", labels });
+      expectClose("alexnet-small step 2: logits", logits, ref.logits, { rtol: 1e-5 });
+      // Transformed weights left from step 1 would compute conv3–conv5 with the initial weights: far
+      // outside that tolerance.
+      const stale = new Map(
+        [...updated].map(([name, w]) => [name, /^conv[345]\./.test(name) ? initial.get(name)! : w]),
+      );
+      const staleRef = forward64(graph, stale, inputs, { batch, mode: "train", labels });
+      const apart = measure("stale conv3–conv5 weights", staleRef.logits, ref.logits, { rtol: 0 });
+      expect(apart.relative, "logits with conv3–conv5's step-1 weights").toBeGreaterThan(1e-3);
     } finally {
       trainer.destroy();
     }

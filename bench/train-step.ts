@@ -2,7 +2,7 @@
 // (forward, loss, backward, the paper's update) on this machine's WebGPU adapter, the slowest layers
 // by GPU time, and what that means for an epoch of Fashion-MNIST (55,000 training images).
 // Convolutions use this adapter's autotuned tiles when the cache has them (as `train.ts --autotune`
-// does), else the templates' own. The same step with direct forward convolutions is measured too,
+// does), else the templates' own. The same step with direct convolutions is measured too,
 // for the Winograd ratio. Writes bench/results/<date>-train-step-<network>.json. Not a test:
 // wall-clock numbers vary.
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
@@ -24,7 +24,7 @@ const batch = Number(flag("--batch") ?? recipe.batch);
 const iters = Number(flag("--iters") ?? 3);
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
-/** Median step time and GPU ms per layer of the training plan, with or without Winograd forward convs. */
+/** Median step time and GPU ms per layer of the training plan, with or without Winograd convolutions. */
 async function measureStep(dev: OpenDevice, tuning: TuningTable | undefined, winograd: boolean) {
   const compiled = lowerTraining(graph!, {
     tuning,
@@ -64,8 +64,8 @@ async function measureStep(dev: OpenDevice, tuning: TuningTable | undefined, win
 const [dev] = await openDevices({ count: 1 });
 try {
   const tuning = loadTuning(adapterKey(dev));
-  // The plan as `train.ts` runs it (Winograd F(2×2, 3×3) for 3×3 stride-1 convolutions), and the
-  // same plan with direct forward convolutions, measured in this run for the ratio.
+  // The plan as `train.ts` runs it (Winograd F(2×2, 3×3) for 3×3 stride-1 convolutions' forward and
+  // data gradient), and the same plan with direct convolutions, measured in this run for the ratio.
   const { times, ms, byLayer } = await measureStep(dev, tuning, true);
   const direct = await measureStep(dev, tuning, false);
   const macs = graph.nodes.reduce((s, n) => s + n.macs, 0);
@@ -85,7 +85,7 @@ try {
     `  median ${ms.toFixed(0)} ms over ${iters} steps = ${((batch * 1000) / ms).toFixed(1)} images/s ≈ ${gflops.toFixed(2)} GFLOP/s`,
   );
   console.log(
-    `  with direct forward convolutions (winograd: false): ${direct.ms.toFixed(0)} ms; Winograd's step is ${(direct.ms / ms).toFixed(2)}× as fast`,
+    `  with direct convolutions (winograd: false): ${direct.ms.toFixed(0)} ms; Winograd's step is ${(direct.ms / ms).toFixed(2)}× as fast`,
   );
   for (const l of winogradLayers)
     console.log(

@@ -15,6 +15,17 @@ import type { WeightPart } from "./weight-split.ts";
 /** Winograd only where a convolution has at least this many output tiles per run (batch × tiles). */
 const WINOGRAD_MIN_TILES = 16;
 
+/**
+ * Whether Winograd pays for a convolution with this output ([C, OH, OW]) at this batch. Too few 2×2
+ * tiles and the transforms' dispatches cost more than the GEMM saves (measured on lavapipe:
+ * alexnet-67's 3×3 maps at batch 1, 4 tiles, ran slower than the direct kernel; at batch 8, 32
+ * tiles, faster).
+ */
+export function winogradPays(batch: number, output: readonly number[]): boolean {
+  const [, oh, ow] = output;
+  return batch * Math.ceil(oh / 2) * Math.ceil(ow / 2) >= WINOGRAD_MIN_TILES;
+}
+
 type ConvAttrs = Extract<Node["attrs"], { op: "conv" }>;
 
 /** What a conv part's lowering sees of the forward lowering in progress (lower.ts). */
@@ -103,11 +114,7 @@ function winogradConv(
     tensors: { ...rest.tensors, ...scratch },
   };
   if (!winogradApplies(spec)) return undefined;
-  // Too few 2×2 tiles and the transforms' dispatches cost more than the GEMM saves (measured on
-  // lavapipe: alexnet-67's 3×3 maps at batch 1, 4 tiles, ran slower than the direct kernel; at
-  // batch 8, 32 tiles, faster).
-  const [, oh, ow] = node.shape;
-  if (c.batch * Math.ceil(oh / 2) * Math.ceil(ow / 2) < WINOGRAD_MIN_TILES) return undefined;
+  if (!winogradPays(c.batch, node.shape)) return undefined;
   let planned;
   try {
     planned = winogradPlan(id, spec, { maxBindingBytes: c.maxBindingBytes });

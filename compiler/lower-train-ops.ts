@@ -5,7 +5,7 @@
 import type { BackwardStep, TrainingGraph } from "./autodiff.ts";
 import { DiagnosticError, diag } from "./diagnostics.ts";
 import { biasFold } from "./fuse-backward.ts";
-import { convKernels } from "./lower-conv.ts";
+import { winogradDataGrad, winogradForward } from "./lower-train-winograd.ts";
 import type { Tiles, TunableKind, TunableShape } from "./tuning.ts";
 import type { GradEpilogue } from "./wgsl/backward/util.ts";
 import { type ActivationOp, type Node, type NodeAttrs, type OpKind, elementCount } from "./graph.ts";
@@ -144,32 +144,6 @@ function forwardGemm(attrs: AttrsOf<"conv"> | AttrsOf<"dense">, c: OpContext) {
   }
 }
 
-/**
- * A conv part's forward as Winograd F(2×2, 3×3) where lower-conv.ts would choose it for inference;
- * false (nothing emitted) where it does not apply, fit or pay, or where a fused dropout follows (the
- * output transform has no mask epilogue). The weights change every step, so their transform U is a
- * step kernel here, not a once-per-upload one, and U, V and M are step tensors named after the layer.
- */
-function winogradForward(
-  attrs: AttrsOf<"conv">,
-  c: OpContext,
-  part: Part,
-  tensors: { x: string; w: string; b?: string; y: string },
-  partIndex: number | undefined,
-): boolean {
-  if (!c.winograd || c.dropout) return false;
-  const name = partIndex === undefined ? c.node.name : `${c.node.name}_p${partIndex}`;
-  const context = { batch: c.batch, maxBindingBytes: c.maxBindingBytes, winograd: true, input: c.inShape };
-  const conv = convKernels({ ...context, tiles: c.tiles }, { ...c.id, name }, c.node, attrs, part, {
-    tensors,
-    activation: c.activation,
-  });
-  if (conv.kernels.length === 1) return false; // the direct kernel: emitted by the caller, with its dropout
-  for (const t of conv.tensors) c.add(t.name, t.shape, "activation");
-  for (const k of conv.kernels) c.emit(`fwd_${k.name.slice(name.length + 1)}`, k.source);
-  return true;
-}
-
 /** How each op runs in the training forward pass (views never get here: they have no kernel). */
 export const trainForward = {
   conv: forwardGemm,
@@ -259,7 +233,7 @@ function backwardGemm(attrs: AttrsOf<"conv"> | AttrsOf<"dense">, c: OpContext, t
     if (attrs.op === "conv") {
       const spec = convShape(attrs, c, part);
       const tensors = { dy, w: part.tensor, dx: dx! };
-      if (dx) {
+      if (dx && !winogradDataGrad(attrs, c, part, { dy, dx, fold })) {
         const dgrad = { ...spec, ...c.tiles("conv.dgrad", spec), accumulate: j > 0, fold, tensors };
         c.emit("dgrad", convDataGradKernel(c.id, dgrad));
       }

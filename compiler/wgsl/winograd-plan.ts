@@ -16,13 +16,12 @@ import {
   type WinogradSpec,
   directFlops,
   winogradApplies,
-  winogradGemmKernel,
-  winogradGemmTiles,
   winogradGeometry,
   winogradInputKernel,
   winogradOutputKernel,
   winogradWeightKernel,
 } from "./winograd.ts";
+import { winogradGemmKernel, winogradGemmTiles } from "./winograd-gemm.ts";
 
 export type WinogradTiles = Pick<WinogradSpec, "tilesPerInvocation" | "channelsPerInvocation">;
 

@@ -29,21 +29,42 @@
 // bias + the output transform. V's padding tiles (P ≤ p < P4) are never written and their M never
 // read: they only fill SIMD lanes.
 //
+// The data gradient of a 3×3 stride-1 convolution is one too (dy correlated with the weights
+// transposed per group and turned 180°, padding 2 − pad): `transposedWeights` builds its U from the
+// forward weight, and `fold` applies the layer below's activation derivative as dx is stored.
+// Stage 3, the GEMM, is winograd-gemm.ts.
+//
 // A plan may compute output channels [OC_BASE, OC_BASE + OC_COUNT) only (w holds exactly those rows,
 // as in conv.ts; blocks never straddle a group) and images [N_BASE, N_BASE + N_COUNT) only (so that
 // V and M fit a binding at large batches; winograd-plan.ts splits).
 import type { ActivationOp } from "../graph.ts";
 import { epilogueFunction } from "./activation.ts";
-import { type TrainBinding, type TrainKernelSource, read, write } from "./backward/util.ts";
+import {
+  type GradEpilogue,
+  type TrainBinding,
+  type TrainKernelSource,
+  epilogueBindings,
+  epilogueFunction as gradEpilogueFunction,
+  read,
+  write,
+} from "./backward/util.ts";
 import { type KernelIdentity, consts, foldGrid, header, i32, sections, shapeText, u32 } from "./common.ts";
 import { type ConvGeometry, channelRangeText, describeConv } from "./conv-geometry.ts";
-import { each, indent, lanes, largestDividing } from "./conv-tiles.ts";
+import { each, indent } from "./conv-tiles.ts";
 
 /** The geometry's kernel must be 3×3 at stride 1 (winogradApplies). */
 export interface WinogradSpec extends ConvGeometry {
   /** x, w (rows [outBase, outBase + outCount)), b (all output channels), y; u, v, m the scratch. */
   tensors: { x: string; w: string; b?: string; y: string; u: string; v: string; m: string };
   activation?: ActivationOp;
+  /**
+   * This convolution is the data gradient of a 3×3 stride-1 one (x = its ∂L/∂y, y = its ∂L/∂x, pad
+   * 2 − its pad) and w is that convolution's weight, [this input's channels, this output's / groups,
+   * 3, 3]: U is built from its kernels transposed per group and turned 180°. All output channels.
+   */
+  transposedWeights?: boolean;
+  /** Instead of an activation: the layer below's activation derivative, applied as y is stored. */
+  fold?: GradEpilogue;
   /** Images [batchBase, batchBase + batchCount) of x and y; all by default. */
   batchBase?: number;
   batchCount?: number;
@@ -78,7 +99,12 @@ export function winogradGeometry(spec: WinogradSpec) {
   const tiles = nb * th * tw;
   return { ci, h, w, co, oh, ow, cig, cog, th, tw, n0, nb, tiles, p4: Math.ceil(tiles / 4) * 4 };
 }
-type Geometry = ReturnType<typeof winogradGeometry>;
+export type Geometry = ReturnType<typeof winogradGeometry>;
+
+/** A stage's plan op: `conv.winograd.<stage>`, or `conv.dgrad.winograd.<stage>` for a data gradient. */
+export function stageOp(spec: WinogradSpec, stage: "weights" | "input" | "gemm" | "output"): string {
+  return `conv.${spec.transposedWeights ? "dgrad." : ""}winograd.${stage}`;
+}
 
 /** Multiply-adds of the direct convolution this computes ×2: what effective GFLOP/s are quoted against. */
 export function directFlops(spec: WinogradSpec): number {
@@ -87,7 +113,7 @@ export function directFlops(spec: WinogradSpec): number {
 }
 
 /** Storage declarations with per-binding element types (`array<vec4<f32>>` where loads are vec4). */
-function declareTyped(bindings: readonly TrainBinding[], types: Record<string, string>): string {
+export function declareTyped(bindings: readonly TrainBinding[], types: Record<string, string>): string {
   return bindings
     .map(
       (b, i) =>
@@ -96,7 +122,7 @@ function declareTyped(bindings: readonly TrainBinding[], types: Record<string, s
     .join("\n");
 }
 
-function describe(spec: WinogradSpec, g: Geometry): string[] {
+export function describe(spec: WinogradSpec, g: Geometry): string[] {
   const images = g.nb !== spec.batch ? `, images [${g.n0}, ${g.n0 + g.nb})` : "";
   return [
     `x ${shapeText([spec.batch, ...spec.input])} -> y ${shapeText([spec.batch, ...spec.output])}${channelRangeText(spec)}${images}`,
@@ -120,7 +146,7 @@ ${indent(body, 2)}
   return { code, dispatch };
 }
 
-function kernel(
+export function kernel(
   op: string,
   wgsl: string,
   bindings: TrainBinding[],
@@ -134,24 +160,39 @@ function kernel(
 /** Stage 1, once per weight: U[ξ][c][o] = G g Gᵀ, one invocation per (o, c) in w's own order. */
 export function winogradWeightKernel(id: KernelIdentity, spec: WinogradSpec): TrainKernelSource {
   const g = winogradGeometry(spec);
+  const t = spec.transposedWeights === true;
+  if (t && (spec.outBase !== 0 || spec.outCount !== g.co))
+    throw new Error("winograd: transposed weights need all output channels");
   const bindings = [read("w", spec.tensors.w), write("u", spec.tensors.u)];
   const total = spec.outCount * g.cig;
   // G = [1 0 0; ½ ½ ½; ½ −½ ½; 0 0 1]: on the columns of g, then on the rows of that.
   const gt = (s: (k: number) => string, d: string) =>
     `let ${d}0 = ${s(0)};\nlet ${d}1 = 0.5 * (${s(0)} + ${s(1)} + ${s(2)});\nlet ${d}2 = 0.5 * (${s(0)} - ${s(1)} + ${s(2)});\nlet ${d}3 = ${s(2)};`;
+  // Transposed: w is [CI][COG][3][3]; its row o is this conv's input channel o (o % CIG in its
+  // group), its column c the output channel (o / CIG) * COG + c, and the kernel turns 180°.
+  const index = t
+    ? "let o = i / COG;\nlet c = i % COG;\nlet uc = o % CIG;\nlet uo = (o / CIG) * COG + c;"
+    : "let o = i / CIG;\nlet c = i % CIG;\nlet uc = c;\nlet uo = o;";
+  const tap = (ky: number, kx: number) => (t ? 8 - (ky * 3 + kx) : ky * 3 + kx);
   const body = [
-    "let o = i / CIG;\nlet c = i % CIG;",
-    ...[0, 1, 2].map((kx) => gt((ky) => `w[i * 9u + ${ky * 3 + kx}u]`, `t${kx}_`)),
+    index,
+    ...[0, 1, 2].map((kx) => gt((ky) => `w[i * 9u + ${tap(ky, kx)}u]`, `t${kx}_`)),
     ...[0, 1, 2, 3].map((r) => gt((kx) => `t${kx}_${r}`, `u${r}_`)),
-    each(16, (xi) => `u[(${xi}u * CIG + c) * OCN + o] = u${xi >> 2}_${xi & 3};`),
+    each(16, (xi) => `u[(${xi}u * CIG + uc) * OCN + uo] = u${xi >> 2}_${xi & 3};`),
   ].join("\n");
-  const { code, dispatch } = linearMain(total, 64, body, { CIG: u32(g.cig), OCN: u32(spec.outCount) });
-  const head = header(id, "conv.winograd.weights", [
+  const { code, dispatch } = linearMain(total, 64, body, {
+    CIG: u32(g.cig),
+    ...(t ? { COG: u32(g.cog) } : {}),
+    OCN: u32(spec.outCount),
+  });
+  const head = header(id, stageOp(spec, "weights"), [
     ...describe(spec, g),
-    "U[xi][c][o] = G g G^T of w's rows [OC_BASE, OC_BASE + OC_COUNT); weights are constant: run once",
+    t
+      ? "U[xi][c][o] = G g G^T of w transposed per group and turned 180 degrees (w is the weight of the convolution whose data gradient this is)"
+      : "U[xi][c][o] = G g G^T of w's rows [OC_BASE, OC_BASE + OC_COUNT); weights are constant: run once",
   ]);
   return kernel(
-    "conv.winograd.weights",
+    stageOp(spec, "weights"),
     sections(head, declareTyped(bindings, {}), code),
     bindings,
     64,
@@ -207,12 +248,12 @@ let cp = c * P4 + (n * TH + ty) * TW + tx;`,
     PAD_TOP: i32(pad.top),
     PAD_LEFT: i32(pad.left),
   });
-  const head = header(id, "conv.winograd.input", [
+  const head = header(id, stageOp(spec, "input"), [
     ...describe(spec, g),
     "V[xi][c][p] = B^T d B per 4x4 input tile",
   ]);
   return kernel(
-    "conv.winograd.input",
+    stageOp(spec, "input"),
     sections(head, declareTyped(bindings, {}), code),
     bindings,
     64,
@@ -221,124 +262,26 @@ let cp = c * P4 + (n * TH + ty) * TW + tx;`,
   );
 }
 
-/** The GEMM's tiles: OCB channels (dividing the group, the part and its base), TPI tiles, WG lanes. */
-export function winogradGemmTiles(spec: WinogradSpec, g = winogradGeometry(spec)) {
-  const tpi = spec.tilesPerInvocation ?? 8;
-  if (tpi % 4 !== 0 || tpi < 4)
-    throw new Error(`winograd: tiles per invocation ${tpi} is not a multiple of 4`);
-  const ocb =
-    spec.channelsPerInvocation ?? largestDividing([16, 8, 4, 2, 1], [g.cog, spec.outCount, spec.outBase]);
-  if (g.cog % ocb !== 0 || spec.outCount % ocb !== 0 || spec.outBase % ocb !== 0)
-    throw new Error(`winograd: bad channel block ${ocb}`);
-  const wg = spec.workgroupSize ?? lanes(Math.ceil(g.p4 / tpi));
-  return { ocb, tpi, wg };
-}
-
-/** Stage 3: M[ξ][o][p] = Σ_c U[ξ][c][o] · V[ξ][g·CIG + c][p], vec4 over 4 adjacent tiles. */
-export function winogradGemmKernel(id: KernelIdentity, spec: WinogradSpec): TrainKernelSource {
-  const g = winogradGeometry(spec);
-  const { ocb, tpi, wg } = winogradGemmTiles(spec, g);
-  const bindings = [read("u", spec.tensors.u), read("v", spec.tensors.v), write("m", spec.tensors.m)];
-  const s4 = tpi / 4; // vec4s of tiles per lane
-  const span = wg * s4; // vec4s per workgroup
-  const tb = Math.ceil(g.p4 / 4 / span);
-  const blocks = spec.outCount / ocb;
-  const count = 16 * blocks * tb;
-  const dispatch = foldGrid(count);
-  const folded = dispatch[0] * dispatch[1] !== count;
-  // Four adjacent channels of U are one vec4 when blocks are whole vec4s (OCN is then a multiple of 4).
-  const uvec = ocb % 4 === 0;
-  const comp = ["x", "y", "z", "w"];
-  const uOf = (j: number) => (uvec ? `u${j >> 2}.${comp[j & 3]}` : `u${j}`);
-  // One input channel per iteration (unrolled steps measured slower; see the header).
-  const loop = `for (var c = 0u; c < CIG; c++) {
-  let vr = vb + c * Q4;
-  let ur = ub + c * ${uvec ? "(OCN / 4u)" : "OCN"};
-${indent(
-  each(s4, (s) => `let v${s} = v[vr + k${s}];`),
-  2,
-)}
-${indent(uvec ? each(ocb / 4, (q) => `let u${q} = u[ur + ${q}u];`) : each(ocb, (j) => `let u${j} = u[ur + ${j}u];`), 2)}
-${indent(
-  each(ocb, (j) => each(s4, (s) => `a${j}_${s} = fma(vec4<f32>(${uOf(j)}), v${s}, a${j}_${s});`)),
-  2,
-)}
-}`;
-  const lanesCode = each(s4, (s) => `let q${s} = t0 + ${s * wg}u + lid;\nlet k${s} = min(q${s}, Q4 - 1u);`);
-  const zero = each(ocb, (j) => each(s4, (s) => `var a${j}_${s} = vec4<f32>(0.0);`));
-  const store = each(s4, (s) =>
-    [
-      `if (q${s} < Q4) {`,
-      indent(
-        each(ocb, (j) => `m[m0 + ${j}u * Q4 + q${s}] = a${j}_${s};`),
-        2,
-      ),
-      "}",
-    ].join("\n"),
-  );
-  const code = `${consts({
-    CI: u32(g.ci),
-    CIG: u32(g.cig),
-    COG: u32(g.cog),
-    OC_BASE: u32(spec.outBase),
-    OCN: u32(spec.outCount),
-    Q4: u32(g.p4 / 4),
-    TB: u32(tb),
-    BLOCKS: u32(blocks),
-    GRID_X: u32(dispatch[0]),
-  })}
-
-@compute @workgroup_size(${wg})
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-  // wgi = (xi * BLOCKS + block) * TB + tile block: neighbours share U and walk V
-  let wgi = wid.y * GRID_X + wid.x;${folded ? `\n  if (wgi >= 16u * BLOCKS * TB) { return; }` : ""}
-  let t0 = (wgi % TB) * ${span}u;            // first vec4 of tiles of this workgroup
-  let r0 = ((wgi / TB) % BLOCKS) * ${ocb}u;  // first channel of the block within the part
-  let xi = wgi / (TB * BLOCKS);
-  let grp = (OC_BASE + r0) / COG;            // the block never straddles a group
-  let vb = (xi * CI + grp * CIG) * Q4;
-  let ub = ${uvec ? "(xi * CIG * OCN + r0) / 4u" : "xi * CIG * OCN + r0"};
-  // lane vec4s lid + s * WG: past the end they load the last one and store nothing
-${indent(lanesCode, 2)}
-${indent(zero, 2)}
-${indent(loop, 2)}
-  let m0 = (xi * OCN + r0) * Q4;
-${indent(store, 2)}
-}
-`;
-  const head = header(id, "conv.winograd.gemm", [
-    ...describe(spec, g),
-    `16 GEMMs M[xi] = U[xi] V[xi]; workgroup = one xi x ${ocb} output channels x ${wg} lanes; lane = ${tpi} tiles (vec4s lid + s*${wg})`,
-    "each M: 0, then fma over c ascending (fixed order, deterministic)",
-  ]);
-  const types = { u: uvec ? "vec4<f32>" : "f32", v: "vec4<f32>", m: "vec4<f32>" };
-  const flops = 2 * 16 * spec.outCount * g.cig * g.tiles;
-  return kernel(
-    "conv.winograd.gemm",
-    sections(head, declareTyped(bindings, types), code),
-    bindings,
-    wg,
-    dispatch,
-    flops,
-  );
-}
-
 /** Stage 4: y = bias + Aᵀ M A per tile and channel, then the activation; partial tiles clipped. */
 export function winogradOutputKernel(id: KernelIdentity, spec: WinogradSpec): TrainKernelSource {
   const g = winogradGeometry(spec);
   const hasBias = spec.tensors.b !== undefined;
-  const bindings = [
+  if (spec.fold && spec.activation) throw new Error("winograd: an activation and a fold both");
+  const bound = [
     read("m", spec.tensors.m),
     ...(hasBias ? [read("b", spec.tensors.b!)] : []),
     write("y", spec.tensors.y),
   ];
+  const bindings = [...bound, ...epilogueBindings(spec.fold, bound)];
   const total = spec.outCount * g.tiles;
   // Aᵀ = [1 1 1 0; 0 1 −1 −1]: on the columns of M, then on the rows of that.
   const at = (s: (k: number) => string, d: string) =>
     `let ${d}0 = ${s(0)} + ${s(1)} + ${s(2)};\nlet ${d}1 = ${s(1)} - ${s(2)} - ${s(3)};`;
   const value = (v: string) => (spec.activation ? `activation(${v})` : v);
   const store = (r: number, s: number) => {
-    const st = `y[yo + ${r * g.ow + s}u] = ${value(`${hasBias ? "bias + " : ""}s${r}_${s}`)};`;
+    const v = value(`${hasBias ? "bias + " : ""}s${r}_${s}`);
+    const at = `yo + ${r * g.ow + s}u`;
+    const st = spec.fold ? `y[${at}] = activation_grad(${v}, ${at});` : `y[${at}] = ${v};`;
     const conds = [
       ...(r === 1 && g.oh % 2 === 1 ? ["ty + 1u < TH"] : []),
       ...(s === 1 && g.ow % 2 === 1 ? ["tx + 1u < TW"] : []),
@@ -371,12 +314,18 @@ let yo = ((n * CO + OC_BASE + o) * OH + ty * 2u) * OW + tx * 2u;${hasBias ? "\nl
     OC_BASE: u32(spec.outBase),
     OCN: u32(spec.outCount),
   });
-  const op = ["conv.winograd.output", ...(spec.activation ? [spec.activation] : [])].join("+");
+  const op = [
+    stageOp(spec, "output"),
+    ...(spec.activation ? [spec.activation] : []),
+    ...(spec.fold ? [`${spec.fold.op}.grad`] : []),
+  ].join("+");
   const head = header(id, op, [
     ...describe(spec, g),
     `y = ${hasBias ? "bias + " : ""}A^T M A per 2x2 output tile`,
     ...(spec.activation ? [`fused epilogue: y = ${spec.activation}(conv)`] : []),
+    ...(spec.fold ? [`fused epilogue: y = ${spec.fold.op}'(${spec.fold.y}) * (conv)`] : []),
   ]);
-  const wgsl = sections(head, declareTyped(bindings, {}), ...epilogueFunction(spec.activation), code);
+  const epilogue = spec.fold ? gradEpilogueFunction(spec.fold, bindings) : epilogueFunction(spec.activation);
+  const wgsl = sections(head, declareTyped(bindings, {}), ...epilogue, code);
   return kernel(op, wgsl, bindings, 64, dispatch, total * (hasBias ? 28 : 24));
 }

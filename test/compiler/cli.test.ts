@@ -69,13 +69,14 @@ describe("alexc CLI", () => {
     );
     const json = JSON.parse((await alexc("info", alexnet, "--format", "json")).out);
     // conv3–conv5 each run as Winograd input transform, GEMM, output transform: forward plans
-    // transform the weights once per upload, a training step (each of its micro-steps) every time
+    // transform the weights once per upload; a training step (each of its micro-steps) transforms
+    // them every time, and runs the data gradients the same way
     expect(json.dispatches.training).toEqual({
       ...{ batch: 128, microSteps: 2, unfused: 168, fused: 84 },
-      fusedWinograd: 84 + 2 * 3 * 3,
+      fusedWinograd: 84 + 2 * 3 * (3 + 3),
     });
     expect(out).toContain(
-      "with Winograd 3×3 convolutions (the default): 102 per training step, 18 per forward run",
+      "with Winograd 3×3 convolutions (the default): 120 per training step, 18 per forward run",
     );
     expect(json.dispatches.forward).toEqual({ batch: 1, unfused: 21, fused: 12, fusedWinograd: 18 });
   });
@@ -103,9 +104,9 @@ describe("alexc CLI", () => {
     const { code, err } = await alexc("compile", alexnet, "-o", dir);
     expect(code).toBe(0);
     // conv1's training activation at the recipe's batch 128 exceeds a 128 MiB binding: the training
-    // plan is micro-batched (two runs of 64 per step) instead of refused. 63 kernels: 54 with direct
-    // convolutions, and conv3–conv5's three more Winograd stages each.
-    expect(err).toContain("train/plan.json (63 kernels, batch 128 in micro-batches of 64)");
+    // plan is micro-batched (two runs of 64 per step) instead of refused. 72 kernels: 54 with direct
+    // convolutions, and conv3–conv5's three more Winograd stages each, forward and data gradient.
+    expect(err).toContain("train/plan.json (72 kernels, batch 128 in micro-batches of 64)");
     const train = planSchema.parse(JSON.parse(readFileSync(join(dir, "train", "plan.json"), "utf8")));
     expect(train).toMatchObject({ mode: "train", batch: 128, microBatch: 64 });
     expect(readdirSync(dir)).toEqual(

@@ -150,6 +150,17 @@ describe("lower: Winograd", () => {
     expect(f16.kernels.some((k) => k.op.startsWith("conv.winograd"))).toBe(false);
   });
 
+  it("keeps the direct data gradient of a split conv weight (its parts add to dx)", () => {
+    // 2 MiB bindings split conv3–conv5's weights (2.0–2.7 MB) in row parts
+    const train = lowerTraining(alexnetGraph(), {
+      ...opts(1, 2 << 20),
+      ...{ momentum: 0.9, weightDecay: 5e-4 },
+    }).plan;
+    const conv4 = train.kernels.filter((k) => k.layer === "conv4" && k.name.includes("_dgrad"));
+    expect(new Set(conv4.map((k) => k.op))).toEqual(new Set(["conv.dgrad"]));
+    expect(conv4.length).toBeGreaterThan(1);
+  });
+
   it("runs conv3–conv5 of a training step, weight transform included, but not its evaluation schedule", () => {
     const train = lowerTraining(alexnetGraph(), { ...opts(8), momentum: 0.9, weightDecay: 5e-4 }).plan;
     const byName = new Map(train.kernels.map((k) => [k.name, k]));
@@ -162,6 +173,23 @@ describe("lower: Winograd", () => {
       expect(stages[0]).toBe("conv.winograd.weights");
       expect(stages.length).toBeGreaterThanOrEqual(4);
     }
+    // the data gradient is a 3×3 stride-1 convolution too (of dy, weights transposed and turned 180°)
+    const dgrad = step.filter((k) => k.op.startsWith("conv.dgrad"));
+    const stages = (output: string) =>
+      ["weights", "input", "gemm", output].map((s) => `conv.dgrad.winograd.${s}`);
+    // conv5's and conv4's fold relu4's and relu3's derivative into the store; conv3's input is a pool
+    expect(dgrad.map((k) => k.op)).toEqual([
+      ...stages("output+relu.grad"),
+      ...stages("output+relu.grad"),
+      ...stages("output"),
+      "conv.dgrad", // conv2: 5×5
+    ]);
+    expect(dgrad.map((k) => k.layer)).toEqual([
+      ...Array(4).fill("conv5"),
+      ...Array(4).fill("conv4"),
+      ...Array(4).fill("conv3"),
+      "conv2",
+    ]);
     expect(train.prepare ?? []).toEqual([]);
     const evalOps = train.training!.evalSchedule.flatMap((s) =>
       s.kind === "dispatch" ? [byName.get(s.kernel)!.op] : [],

@@ -35,19 +35,26 @@ const common = (batch: number) => ({ batch, source: "alexnet-small.net", compile
 
 gpu.describe("autotune", () => {
   it("collects every conv kernel shape of a training plan: forward, data and weight gradient", () => {
-    const found = collectTunables((onTunable) =>
-      lowerTraining(graph, {
-        ...common(4),
-        maxBindingBytes: gpu.dev!.maxBindingBytes,
-        momentum: 0.9,
-        weightDecay: 5e-4,
-        onTunable,
-      }),
-    );
-    const kinds = (k: string) => found.filter((f) => f.kind === k).length;
+    const counts = (winograd: boolean) => {
+      const found = collectTunables((onTunable) =>
+        lowerTraining(graph, {
+          ...common(4),
+          maxBindingBytes: gpu.dev!.maxBindingBytes,
+          momentum: 0.9,
+          weightDecay: 5e-4,
+          winograd,
+          onTunable,
+        }),
+      );
+      const kinds = (k: string) => found.filter((f) => f.kind === k).length;
+      return [kinds("conv"), kinds("conv.dgrad"), kinds("conv.wgrad")];
+    };
     // 5 convolutions (training and eval forward at the same batch: one shape each); conv1 reads the
     // image, so it has no data gradient
-    expect([kinds("conv"), kinds("conv.dgrad"), kinds("conv.wgrad")]).toEqual([5, 4, 5]);
+    expect(counts(false)).toEqual([5, 4, 5]);
+    // Winograd computes conv3–conv5's data gradients (no tiles to tune); their forward shapes come
+    // from the evaluation schedule, which keeps the direct kernels
+    expect(counts(true)).toEqual([5, 1, 5]);
   });
 
   it("measures candidates, caches the winners per adapter, and measures nothing twice", async () => {
@@ -119,7 +126,11 @@ gpu.describe("autotune", () => {
     // The candidate with the most accumulators per lane (up to 16 channels × a whole row) that the
     // template accepts, for every forward and data-gradient convolution: neither changes any sum's order.
     const dev = gpu.dev!;
-    const opts = { ...common(2), maxBindingBytes: dev.maxBindingBytes, momentum: 0.9, weightDecay: 5e-4 };
+    // direct kernels throughout: Winograd's convolutions take no tuned tiles
+    const opts = {
+      ...common(2),
+      ...{ maxBindingBytes: dev.maxBindingBytes, momentum: 0.9, weightDecay: 5e-4, winograd: false },
+    };
     const id = { name: "probe", layer: "test", group: ["test"] };
     const accepts = (kind: TunableKind, shape: TunableShape, tiles: object) => {
       try {

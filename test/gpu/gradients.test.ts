@@ -338,6 +338,8 @@ gpu.describe("one training step of alexnet-small.net", () => {
   });
 
   it("transforms conv3–conv5's weights for Winograd every step: step 2 computes with step 1's update", async () => {
+    // (forward and data gradient both: the gradient of a 3×3 stride-1 conv is one with the weights
+    // transposed per group and turned 180°, which tf.grads checks through conv1's and conv2's gradients)
     const graph = graphFromSource(
       readFileSync(new URL("../../models/alexnet-small.net", import.meta.url), "utf8"),
     );
@@ -353,6 +355,8 @@ gpu.describe("one training step of alexnet-small.net", () => {
     });
     const layers = compiled.plan.kernels.filter((k) => k.op === "conv.winograd.weights").map((k) => k.layer);
     expect(layers).toEqual(["conv3", "conv4", "conv5"]);
+    const dgrad = compiled.plan.kernels.filter((k) => k.op === "conv.dgrad.winograd.weights");
+    expect(dgrad.map((k) => k.layer)).toEqual(["conv5", "conv4", "conv3"]);
     const trainer = await createTrainer(dev, compiled);
     try {
       const initial = liveWeights(graph, 34);
@@ -371,6 +375,13 @@ gpu.describe("one training step of alexnet-small.net", () => {
       const staleRef = forward64(graph, stale, inputs, { batch, mode: "train", labels });
       const apart = measure("stale conv3–conv5 weights", staleRef.logits, ref.logits, { rtol: 0 });
       expect(apart.relative, "logits with conv3–conv5's step-1 weights").toBeGreaterThan(1e-3);
+      // step 2's gradients below conv3 pass through conv3–conv5's data gradients, with the new weights
+      const grads = await trainer.readGradients();
+      const tf = tfGradients({ graph, params: updated, inputs, labels, batch });
+      for (const name of ["conv1.weight", "conv2.weight"])
+        expectClose(`alexnet-small step 2: tf ∂L/∂${name}`, grads.get(name)!, tf.params.get(name)!, {
+          rtol: 1e-5,
+        });
     } finally {
       trainer.destroy();
     }

@@ -101,6 +101,17 @@ const OPS: OpSpec[] = [
     x: [3, 9, 9],
     attrs: convAttrs(4, [5, 5], [2, 2], pad(2), 1, false),
   },
+  // 3×3 stride 1 with ≥ 16 output tiles: Winograd forward and data gradient (lower-train-winograd.ts)
+  {
+    name: "conv grouped k3 s1 pad1 (Winograd)",
+    x: [4, 7, 9],
+    attrs: convAttrs(6, [3, 3], [1, 1], pad(1), 2, true),
+  },
+  {
+    name: "conv k3 s1 asym-pad 0/2/2/1 no-bias (Winograd)",
+    x: [3, 6, 5],
+    attrs: convAttrs(4, [3, 3], [1, 1], pad(0, 2, 2, 1), 1, false),
+  },
   { name: "dense grouped on a map (CHW flatten)", x: [4, 3, 3], attrs: denseAttrs(6, 2, true) },
   { name: "dense+bias → softmax CE", x: [7], attrs: denseAttrs(5, 1, true), batch: 3, isLogits: true },
   // The register blocks of wgsl/dense.ts and backward/dense.ts at their largest: 16 examples × 8 rows

@@ -32,7 +32,10 @@ export interface WinogradKernel {
   /** The kernel's identity: the convolution's, its name suffixed by stage (and pass). */
   id: KernelIdentity;
   source: TrainKernelSource;
-  /** True for the weight transform: run after every weight upload, not in the step schedule. */
+  /**
+   * True for the weight transform: a forward plan runs it after every weight upload, not in the
+   * schedule (a training step runs it every step, as its weights change).
+   */
   once: boolean;
 }
 

@@ -157,7 +157,7 @@ export function kernel(
   return { op, wgsl, entryPoint: "main", bindings, workgroupSize: [wg, 1, 1], dispatch, flops };
 }
 
-/** Stage 1, once per weight: U[ξ][c][o] = G g Gᵀ, one invocation per (o, c) in w's own order. */
+/** Stage 1, whenever the weights change: U[ξ][c][o] = G g Gᵀ, one invocation per (o, c) in w's own order. */
 export function winogradWeightKernel(id: KernelIdentity, spec: WinogradSpec): TrainKernelSource {
   const g = winogradGeometry(spec);
   const t = spec.transposedWeights === true;
@@ -189,7 +189,7 @@ export function winogradWeightKernel(id: KernelIdentity, spec: WinogradSpec): Tr
     ...describe(spec, g),
     t
       ? "U[xi][c][o] = G g G^T of w transposed per group and turned 180 degrees (w is the weight of the convolution whose data gradient this is)"
-      : "U[xi][c][o] = G g G^T of w's rows [OC_BASE, OC_BASE + OC_COUNT); weights are constant: run once",
+      : "U[xi][c][o] = G g G^T of w's rows [OC_BASE, OC_BASE + OC_COUNT); run whenever w changes",
   ]);
   return kernel(
     stageOp(spec, "weights"),

@@ -6,8 +6,8 @@
 // backward pass of compiler/autodiff.ts (one or more kernels per backward step), and one SGD update
 // per parameter part.
 // `training.evalSchedule` is the inference forward pass, taken verbatim from compiler/lower.ts with
-// its activations renamed `eval:X`; it shares the parameter tensors, so it always evaluates the
-// current weights.
+// its activations renamed `eval:X` and its Winograd weight transforms (`prepare` there) in the
+// schedule; it shares the parameter tensors, so it always evaluates the current weights.
 //
 // Every activation, gradient and statistic has its own buffer (no reuse yet): all forward values stay
 // alive, which is what "saved for backward" means until the memory planner exists. A weight over
@@ -228,8 +228,9 @@ class TrainLowering implements StepLowering {
 
   run(): CompiledPlan {
     const { graph, opts, tg } = this;
-    // the evaluation schedule runs on weights that change every step: no once-per-upload transforms
-    const inference = lower(graph, { ...opts, winograd: false });
+    // the evaluation schedule runs on weights that change every step: Winograd's weight transforms
+    // (the inference plan's `prepare`) run in it, before each convolution (lowerEval)
+    const inference = lower(graph, opts);
     for (const t of inference.plan.tensors) {
       if (t.role !== "param") continue;
       this.tensors.set(t.name, t);
@@ -282,8 +283,9 @@ class TrainLowering implements StepLowering {
         ],
       })),
     };
+    const { prepare: _, ...forward } = inference.plan; // its prepare kernels run in the eval schedule
     const plan = {
-      ...inference.plan,
+      ...forward,
       ...(this.wholeBatch !== this.batch ? { batch: this.wholeBatch, microBatch: this.batch } : {}),
       mode: "train" as const,
       tensors: [...this.tensors.values()],
@@ -296,18 +298,26 @@ class TrainLowering implements StepLowering {
     return { plan: checked.data, wgsl: this.wgsl };
   }
 
-  /** The inference schedule of lower.ts, activations renamed `eval:X`, parameters shared. */
+  /**
+   * The inference schedule of lower.ts, activations renamed `eval:X`, parameters shared. Its kernels
+   * are taken in emission order, which puts a Winograd weight transform (a `prepare` kernel there)
+   * just before its convolution's input transform: every evaluation transforms the current weights.
+   */
   lowerEval(inference: CompiledPlan) {
     const rename = (t: string) => (this.tensors.get(t)?.role === "param" ? t : `eval:${t}`);
+    const roles: Partial<Record<PlanTensor["role"], PlanTensor["role"]>> = {
+      logits: "activation",
+      derived: "activation", // recomputed by each evaluation, as above
+    };
     for (const t of inference.plan.tensors) {
       if (t.role === "param") continue;
-      this.add(rename(t.name), t.shape, t.role === "logits" ? "activation" : t.role, {
+      this.add(rename(t.name), t.shape, roles[t.role] ?? t.role, {
         ...(t.aliasOf ? { aliasOf: rename(t.aliasOf) } : {}),
       });
     }
     for (const k of inference.plan.kernels) {
       const wgsl = inference.wgsl[k.name].replace(
-        /(var<storage, \w+> \w+: array<f32>; \/\/ )(.+)$/gm,
+        /(var<storage, \w+> \w+: array<[\w<>]+>; \/\/ )(.+)$/gm,
         (_, decl: string, tensor: string) => decl + rename(tensor),
       );
       this.emit(

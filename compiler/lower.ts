@@ -8,8 +8,8 @@
 //  - a concat gets one copy kernel per input;
 //  - a 3×3 stride-1 convolution with enough output tiles runs as Winograd F(2×2, 3×3): input
 //    transform, GEMM, output transform in the schedule, and a weight transform in `prepare` (run once
-//    per parameter upload), unless `winograd: false` (placed plans, training plans' evaluation
-//    schedules; a training step runs the weight transform itself: lower-train-winograd.ts);
+//    per parameter upload), unless `winograd: false` (placed plans); a training plan runs the weight
+//    transforms in its step (lower-train-winograd.ts) and evaluation schedule (lower-train.ts);
 //  - with `storage: "f16"` every tensor is f16 in memory and each kernel is its f32 form rewritten
 //    to load and store f16 (wgsl/f16-storage.ts).
 // A batch whose activations exceed `maxBindingBytes` is micro-batched (`microBatchFor`, the plan's

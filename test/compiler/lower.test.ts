@@ -161,7 +161,7 @@ describe("lower: Winograd", () => {
     expect(conv4.length).toBeGreaterThan(1);
   });
 
-  it("runs conv3–conv5 of a training step, weight transform included, but not its evaluation schedule", () => {
+  it("runs conv3–conv5 of a training step and of its evaluation schedule, weight transforms included", () => {
     const train = lowerTraining(alexnetGraph(), { ...opts(8), momentum: 0.9, weightDecay: 5e-4 }).plan;
     const byName = new Map(train.kernels.map((k) => [k.name, k]));
     const step = train.schedule.flatMap((s) => (s.kind === "dispatch" ? [byName.get(s.kernel)!] : []));
@@ -191,10 +191,17 @@ describe("lower: Winograd", () => {
       "conv2",
     ]);
     expect(train.prepare ?? []).toEqual([]);
-    const evalOps = train.training!.evalSchedule.flatMap((s) =>
-      s.kind === "dispatch" ? [byName.get(s.kernel)!.op] : [],
+    // evaluation runs on the current weights: its weight transforms are in its schedule too
+    const evaluation = train.training!.evalSchedule.flatMap((s) =>
+      s.kind === "dispatch" ? [byName.get(s.kernel)!] : [],
     );
-    expect(evalOps.some((op) => op.startsWith("conv.winograd"))).toBe(false);
+    for (const layer of ["conv3", "conv4", "conv5"])
+      expect(evaluation.filter((k) => k.layer === layer).map((k) => k.op)).toEqual(
+        ["weights", "input", "gemm", "output+relu"].map((s) => `conv.winograd.${s}`),
+      );
+    const evalTensors = new Set(evaluation.flatMap((k) => k.bindings.map((b) => b.tensor)));
+    expect(evalTensors.has("eval:conv3.weight.winograd")).toBe(true);
+    expect(train.tensors.find((t) => t.name === "eval:conv3.weight.winograd")?.role).toBe("activation");
     const off = lowerTraining(alexnetGraph(), {
       ...opts(8),
       momentum: 0.9,

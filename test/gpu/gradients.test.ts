@@ -337,7 +337,7 @@ gpu.describe("one training step of alexnet-small.net", () => {
     }
   });
 
-  it("transforms conv3–conv5's weights for Winograd every step: step 2 computes with step 1's update", async () => {
+  it("transforms conv3–conv5's weights for Winograd every step and evaluation: each sees the last update", async () => {
     // (forward and data gradient both: the gradient of a 3×3 stride-1 conv is one with the weights
     // transposed per group and turned 180°, which tf.grads checks through conv1's and conv2's gradients)
     const graph = graphFromSource(
@@ -354,7 +354,7 @@ gpu.describe("one training step of alexnet-small.net", () => {
       ...{ compilerVersion: "alexc test", momentum: MOMENTUM, weightDecay: WEIGHT_DECAY, activeDropout: [] },
     });
     const layers = compiled.plan.kernels.filter((k) => k.op === "conv.winograd.weights").map((k) => k.layer);
-    expect(layers).toEqual(["conv3", "conv4", "conv5"]);
+    expect(layers).toEqual(["conv3", "conv4", "conv5", "conv3", "conv4", "conv5"]); // step, evaluation
     const dgrad = compiled.plan.kernels.filter((k) => k.op === "conv.dgrad.winograd.weights");
     expect(dgrad.map((k) => k.layer)).toEqual(["conv5", "conv4", "conv3"]);
     const trainer = await createTrainer(dev, compiled);
@@ -382,6 +382,12 @@ gpu.describe("one training step of alexnet-small.net", () => {
         expectClose(`alexnet-small step 2: tf ∂L/∂${name}`, grads.get(name)!, tf.params.get(name)!, {
           rtol: 1e-5,
         });
+      // the evaluation schedule (Winograd too) transforms the weights it finds: step 2's update
+      const after = await trainer.readParams();
+      const evaluated = forward64(graph, after, inputs, { batch, mode: "inference" });
+      expectClose("alexnet-small evaluation after step 2", await trainer.evaluate(image), evaluated.logits, {
+        rtol: 1e-5,
+      });
     } finally {
       trainer.destroy();
     }

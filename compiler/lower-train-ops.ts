@@ -5,7 +5,7 @@
 import type { BackwardStep, TrainingGraph } from "./autodiff.ts";
 import { DiagnosticError, diag } from "./diagnostics.ts";
 import { biasFold } from "./fuse-backward.ts";
-import { winogradDataGrad, winogradForward } from "./lower-train-winograd.ts";
+import { winogradDataGrad, winogradForward, winogradWeightGrad } from "./lower-train-winograd.ts";
 import type { Tiles, TunableKind, TunableShape } from "./tuning.ts";
 import type { GradEpilogue } from "./wgsl/backward/util.ts";
 import { type ActivationOp, type Node, type NodeAttrs, type OpKind, elementCount } from "./graph.ts";
@@ -237,7 +237,7 @@ function backwardGemm(attrs: AttrsOf<"conv"> | AttrsOf<"dense">, c: OpContext, t
         const dgrad = { ...spec, ...c.tiles("conv.dgrad", spec), accumulate: j > 0, fold, tensors };
         c.emit("dgrad", convDataGradKernel(c.id, dgrad));
       }
-      if (trainsWeight)
+      if (trainsWeight && !winogradWeightGrad(attrs, c, part, wgrad))
         c.emit(
           "wgrad",
           convWeightGradKernel(c.id, { ...spec, ...c.tiles("conv.wgrad", spec), tensors: wgrad }),

@@ -2,13 +2,19 @@
 // convolution's forward, and its data gradient, which is itself a 3×3 stride-1 convolution of dy
 // with the weights transposed per group and turned 180° (padding 2 − pad). The weights change every
 // step, so their transforms are step kernels here, not the forward plan's once-per-upload ones; U, V
-// and M are step tensors named after the layer. Each function emits nothing and returns false where
+// and M are step tensors named after the layer. The weight gradient too (wgsl/backward/winograd-wgrad.ts). Each function emits nothing and returns false where
 // Winograd does not apply, fit or pay: the caller then emits the direct kernel.
 import type { NodeAttrs } from "./graph.ts";
 import { convKernels, winogradPays } from "./lower-conv.ts";
 import type { OpContext, Part } from "./lower-train-ops.ts";
 import type { GradEpilogue } from "./wgsl/backward/util.ts";
-import { type WinogradSpec, winogradApplies } from "./wgsl/winograd.ts";
+import {
+  winogradDyKernel,
+  winogradWgradGemmKernel,
+  winogradWgradOutputKernel,
+  winogradWgradScratchBytes,
+} from "./wgsl/backward/winograd-wgrad.ts";
+import { type WinogradSpec, winogradApplies, winogradInputKernel } from "./wgsl/winograd.ts";
 import { winogradPlan } from "./wgsl/winograd-plan.ts";
 
 type ConvAttrs = NodeAttrs & { op: "conv" };
@@ -62,6 +68,7 @@ export function winogradDataGrad(
     },
     transposedWeights: true,
     fold: t.fold,
+    gradient: "dgrad",
   };
   let plan;
   try {
@@ -71,5 +78,44 @@ export function winogradDataGrad(
   }
   for (const s of plan.scratch) c.add(s.name, [s.bytes / 4], "activation");
   for (const k of plan.kernels) c.emit(`dgrad_${k.id.name.slice(name.length + 1)}`, k.source);
+  return true;
+}
+
+/**
+ * ∂L/∂w of a conv whose weight is one part, and its bias gradient `db` where fusion folds it into
+ * the weight gradient (here the GEMM's). All images in one pass: where V, W or Z would exceed a
+ * binding, the direct kernel.
+ */
+export function winogradWeightGrad(
+  attrs: ConvAttrs,
+  c: OpContext,
+  part: Part,
+  t: { x: string; dy: string; dw: string; db?: string },
+): boolean {
+  if (!c.winograd || part.rowBase !== 0 || part.rowCount !== c.node.shape[0]) return false;
+  if (!winogradApplies(attrs) || !winogradPays(c.batch, c.node.shape)) return false;
+  const name = `${c.node.name}_wgrad`;
+  const spec: WinogradSpec = {
+    ...{ batch: c.batch, input: c.inShape, output: c.node.shape, groups: attrs.groups },
+    ...{ kernel: [3, 3], stride: [1, 1], pad: attrs.pad, outBase: 0, outCount: c.node.shape[0] },
+    tensors: {
+      ...{ x: t.x, y: t.dy, w: t.dw, b: t.db },
+      ...{ v: `${name}.winograd_v`, m: `${name}.winograd_w`, u: `${name}.winograd_z` },
+    },
+    gradient: "wgrad",
+  };
+  const bytes = winogradWgradScratchBytes(spec);
+  if (Math.max(bytes.v, bytes.m, bytes.u) > c.maxBindingBytes) return false;
+  for (const [key, tensor] of [
+    ["v", spec.tensors.v],
+    ["m", spec.tensors.m],
+    ["u", spec.tensors.u],
+  ] as const)
+    c.add(tensor, [bytes[key] / 4], "activation");
+  const id = { ...c.id, name };
+  c.emit("wgrad_in", winogradInputKernel(id, spec));
+  c.emit("wgrad_dy", winogradDyKernel(id, spec));
+  c.emit("wgrad_mm", winogradWgradGemmKernel(id, spec));
+  c.emit("wgrad_out", winogradWgradOutputKernel(id, spec));
   return true;
 }

@@ -1,10 +1,10 @@
 // lower-train: Graph → CompiledPlan in mode "train".
 //
 // `schedule` is one training step: the forward pass in training mode (active dropout hashed from the
-// step seed, batch norm on batch statistics, 3×3 stride-1 convolutions as Winograd F(2×2, 3×3) with
-// the weight transform in the step, unless `winograd: false`), the softmax-cross-entropy loss, the
-// backward pass of compiler/autodiff.ts (one or more kernels per backward step), and one SGD update
-// per parameter part.
+// step seed, batch norm on batch statistics), the softmax-cross-entropy loss, the backward pass of
+// compiler/autodiff.ts (one or more kernels per backward step), and one SGD update per parameter
+// part. 3×3 stride-1 convolutions run forward, data and weight gradient as Winograd F(2×2, 3×3),
+// weight transforms in the step, unless `winograd: false` (lower-train-winograd.ts).
 // `training.evalSchedule` is the inference forward pass, taken verbatim from compiler/lower.ts with
 // its activations renamed `eval:X` and its Winograd weight transforms (`prepare` there) in the
 // schedule; it shares the parameter tensors, so it always evaluates the current weights.

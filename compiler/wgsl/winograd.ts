@@ -65,6 +65,8 @@ export interface WinogradSpec extends ConvGeometry {
   transposedWeights?: boolean;
   /** Instead of an activation: the layer below's activation derivative, applied as y is stored. */
   fold?: GradEpilogue;
+  /** Which gradient of a training step this computes a stage of (its kernels' ops say so). */
+  gradient?: "dgrad" | "wgrad";
   /** Images [batchBase, batchBase + batchCount) of x and y; all by default. */
   batchBase?: number;
   batchCount?: number;
@@ -101,9 +103,9 @@ export function winogradGeometry(spec: WinogradSpec) {
 }
 export type Geometry = ReturnType<typeof winogradGeometry>;
 
-/** A stage's plan op: `conv.winograd.<stage>`, or `conv.dgrad.winograd.<stage>` for a data gradient. */
-export function stageOp(spec: WinogradSpec, stage: "weights" | "input" | "gemm" | "output"): string {
-  return `conv.${spec.transposedWeights ? "dgrad." : ""}winograd.${stage}`;
+/** A stage's plan op: `conv.winograd.<stage>`, or `conv.dgrad.winograd.<stage>` for a gradient's. */
+export function stageOp(spec: WinogradSpec, stage: string): string {
+  return `conv.${spec.gradient ? `${spec.gradient}.` : ""}winograd.${stage}`;
 }
 
 /** Multiply-adds of the direct convolution this computes ×2: what effective GFLOP/s are quoted against. */
@@ -132,7 +134,7 @@ export function describe(spec: WinogradSpec, g: Geometry): string[] {
 }
 
 /** One invocation per element of a 1-D range: the index `i`, returned past `total`. */
-function linearMain(total: number, wg: number, body: string, names: Record<string, string>) {
+export function linearMain(total: number, wg: number, body: string, names: Record<string, string>) {
   const dispatch = foldGrid(Math.ceil(total / wg));
   const code = `${consts({ ...names, TOTAL: u32(total), GRID_X: u32(dispatch[0]) })}
 

@@ -190,6 +190,16 @@ describe("lower: Winograd", () => {
       ...Array(4).fill("conv3"),
       "conv2",
     ]);
+    // the weight gradient: input and ∂L/∂y transforms, 16 GEMMs over the tiles (the bias gradient
+    // folded in), Gᵀ Z G
+    const wgrad = step.filter((k) => /^conv\.(wgrad|bgrad)/.test(k.op));
+    expect(wgrad.map((k) => `${k.layer} ${k.op}`)).toEqual([
+      ...["conv5", "conv4", "conv3"].flatMap((layer) =>
+        ["input", "dy", "gemm+bias", "output"].map((s) => `${layer} conv.wgrad.winograd.${s}`),
+      ),
+      "conv2 conv.wgrad+bias", // 5×5: direct, the bias gradient folded in
+      "conv1 conv.wgrad+bias",
+    ]);
     expect(train.prepare ?? []).toEqual([]);
     // evaluation runs on the current weights: its weight transforms are in its schedule too
     const evaluation = train.training!.evalSchedule.flatMap((s) =>

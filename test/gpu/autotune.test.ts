@@ -52,8 +52,8 @@ gpu.describe("autotune", () => {
     // 5 convolutions (training and eval forward at the same batch: one shape each); conv1 reads the
     // image, so it has no data gradient
     expect(counts(false)).toEqual([5, 4, 5]);
-    // Winograd computes conv3–conv5's forward and data gradients (no tiles to tune)
-    expect(counts(true)).toEqual([2, 1, 5]);
+    // Winograd computes conv3–conv5's forward and both gradients (no tiles to tune)
+    expect(counts(true)).toEqual([2, 1, 2]);
   });
 
   it("measures candidates, caches the winners per adapter, and measures nothing twice", async () => {

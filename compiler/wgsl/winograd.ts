@@ -134,7 +134,7 @@ export function describe(spec: WinogradSpec, g: Geometry): string[] {
 }
 
 /** One invocation per element of a 1-D range: the index `i`, returned past `total`. */
-export function linearMain(total: number, wg: number, body: string, names: Record<string, string>) {
+function linearMain(total: number, wg: number, body: string, names: Record<string, string>) {
   const dispatch = foldGrid(Math.ceil(total / wg));
   const code = `${consts({ ...names, TOTAL: u32(total), GRID_X: u32(dispatch[0]) })}
 
@@ -157,6 +157,47 @@ export function kernel(
   flops: number,
 ): TrainKernelSource {
   return { op, wgsl, entryPoint: "main", bindings, workgroupSize: [wg, 1, 1], dispatch, flops };
+}
+
+/** A stage with one invocation per element of [0, total): its header, declarations and kernel. */
+export function linearStage(
+  id: KernelIdentity,
+  spec: WinogradSpec,
+  g: Geometry,
+  s: {
+    op: string;
+    /** What the stage computes: the header's lines after the spec's description. */
+    what: string[];
+    bindings: TrainBinding[];
+    total: number;
+    body: string;
+    names: Record<string, string>;
+    flops: number;
+    types?: Record<string, string>;
+    /** WGSL functions the body calls. */
+    functions?: string[];
+  },
+): TrainKernelSource {
+  const { code, dispatch } = linearMain(s.total, 64, s.body, s.names);
+  const head = header(id, s.op, [...describe(spec, g), ...s.what]);
+  const wgsl = sections(head, declareTyped(s.bindings, s.types ?? {}), ...(s.functions ?? []), code);
+  return kernel(s.op, wgsl, s.bindings, 64, dispatch, s.flops);
+}
+
+/** The constants of a stage indexed by output tiles: the output's geometry and the part's channels. */
+export function tileNames(spec: WinogradSpec, g: Geometry): Record<string, string> {
+  return {
+    N_BASE: u32(g.n0),
+    CO: u32(g.co),
+    OH: u32(g.oh),
+    OW: u32(g.ow),
+    TH: u32(g.th),
+    TW: u32(g.tw),
+    P: u32(g.tiles),
+    P4: u32(g.p4),
+    OC_BASE: u32(spec.outBase),
+    OCN: u32(spec.outCount),
+  };
 }
 
 /** Stage 1, whenever the weights change: U[ξ][c][o] = G g Gᵀ, one invocation per (o, c) in w's own order. */
@@ -182,25 +223,17 @@ export function winogradWeightKernel(id: KernelIdentity, spec: WinogradSpec): Tr
     ...[0, 1, 2, 3].map((r) => gt((kx) => `t${kx}_${r}`, `u${r}_`)),
     each(16, (xi) => `u[(${xi}u * CIG + uc) * OCN + uo] = u${xi >> 2}_${xi & 3};`),
   ].join("\n");
-  const { code, dispatch } = linearMain(total, 64, body, {
-    CIG: u32(g.cig),
-    ...(t ? { COG: u32(g.cog) } : {}),
-    OCN: u32(spec.outCount),
+  return linearStage(id, spec, g, {
+    op: stageOp(spec, "weights"),
+    what: [
+      t
+        ? "U[xi][c][o] = G g G^T of w transposed per group and turned 180 degrees (w is the weight of the convolution whose data gradient this is)"
+        : "U[xi][c][o] = G g G^T of w's rows [OC_BASE, OC_BASE + OC_COUNT); run whenever w changes",
+    ],
+    ...{ bindings, total, body },
+    names: { CIG: u32(g.cig), ...(t ? { COG: u32(g.cog) } : {}), OCN: u32(spec.outCount) },
+    flops: total * 42, // 6 adds/multiplies per column of G·g, 6 per row of that
   });
-  const head = header(id, stageOp(spec, "weights"), [
-    ...describe(spec, g),
-    t
-      ? "U[xi][c][o] = G g G^T of w transposed per group and turned 180 degrees (w is the weight of the convolution whose data gradient this is)"
-      : "U[xi][c][o] = G g G^T of w's rows [OC_BASE, OC_BASE + OC_COUNT); run whenever w changes",
-  ]);
-  return kernel(
-    stageOp(spec, "weights"),
-    sections(head, declareTyped(bindings, {}), code),
-    bindings,
-    64,
-    dispatch,
-    total * 42, // 6 adds/multiplies per column of G·g, 6 per row of that
-  );
 }
 
 /** Stage 2: V[ξ][c][p] = Bᵀ d B, one invocation per (n, c, tile). */
@@ -239,29 +272,23 @@ let cp = c * P4 + (n * TH + ty) * TW + tx;`,
     ...[0, 1, 2, 3].map((r) => bt((t) => `e${t}_${r}`, `v${r}_`)),
     each(16, (xi) => `v[${xi}u * CI * P4 + cp] = v${xi >> 2}_${xi & 3};`),
   ].join("\n");
-  const { code, dispatch } = linearMain(total, 64, body, {
-    N_BASE: u32(g.n0),
-    CI: u32(g.ci),
-    H: u32(g.h),
-    W: u32(g.w),
-    TH: u32(g.th),
-    TW: u32(g.tw),
-    P4: u32(g.p4),
-    PAD_TOP: i32(pad.top),
-    PAD_LEFT: i32(pad.left),
+  return linearStage(id, spec, g, {
+    op: stageOp(spec, "input"),
+    what: ["V[xi][c][p] = B^T d B per 4x4 input tile"],
+    ...{ bindings, total, body },
+    names: {
+      N_BASE: u32(g.n0),
+      CI: u32(g.ci),
+      H: u32(g.h),
+      W: u32(g.w),
+      TH: u32(g.th),
+      TW: u32(g.tw),
+      P4: u32(g.p4),
+      PAD_TOP: i32(pad.top),
+      PAD_LEFT: i32(pad.left),
+    },
+    flops: total * 32, // 4 adds per column of Bᵀ·d, 4 per row of that
   });
-  const head = header(id, stageOp(spec, "input"), [
-    ...describe(spec, g),
-    "V[xi][c][p] = B^T d B per 4x4 input tile",
-  ]);
-  return kernel(
-    stageOp(spec, "input"),
-    sections(head, declareTyped(bindings, {}), code),
-    bindings,
-    64,
-    dispatch,
-    total * 32, // 4 adds per column of Bᵀ·d, 4 per row of that
-  );
 }
 
 /** Stage 4: y = bias + Aᵀ M A per tile and channel, then the activation; partial tiles clipped. */
@@ -304,30 +331,20 @@ let yo = ((n * CO + OC_BASE + o) * OH + ty * 2u) * OW + tx * 2u;${hasBias ? "\nl
     ...[0, 1].map((r) => at((j) => `r${j}_${r}`, `s${r}_`)),
     each(2, (r) => each(2, (s) => store(r, s))),
   ].join("\n");
-  const { code, dispatch } = linearMain(total, 64, body, {
-    N_BASE: u32(g.n0),
-    CO: u32(g.co),
-    OH: u32(g.oh),
-    OW: u32(g.ow),
-    TH: u32(g.th),
-    TW: u32(g.tw),
-    P: u32(g.tiles),
-    P4: u32(g.p4),
-    OC_BASE: u32(spec.outBase),
-    OCN: u32(spec.outCount),
+  return linearStage(id, spec, g, {
+    op: [
+      stageOp(spec, "output"),
+      ...(spec.activation ? [spec.activation] : []),
+      ...(spec.fold ? [`${spec.fold.op}.grad`] : []),
+    ].join("+"),
+    what: [
+      `y = ${hasBias ? "bias + " : ""}A^T M A per 2x2 output tile`,
+      ...(spec.activation ? [`fused epilogue: y = ${spec.activation}(conv)`] : []),
+      ...(spec.fold ? [`fused epilogue: y = ${spec.fold.op}'(${spec.fold.y}) * (conv)`] : []),
+    ],
+    ...{ bindings, total, body },
+    names: tileNames(spec, g),
+    flops: total * (hasBias ? 28 : 24),
+    functions: spec.fold ? gradEpilogueFunction(spec.fold, bindings) : epilogueFunction(spec.activation),
   });
-  const op = [
-    stageOp(spec, "output"),
-    ...(spec.activation ? [spec.activation] : []),
-    ...(spec.fold ? [`${spec.fold.op}.grad`] : []),
-  ].join("+");
-  const head = header(id, op, [
-    ...describe(spec, g),
-    `y = ${hasBias ? "bias + " : ""}A^T M A per 2x2 output tile`,
-    ...(spec.activation ? [`fused epilogue: y = ${spec.activation}(conv)`] : []),
-    ...(spec.fold ? [`fused epilogue: y = ${spec.fold.op}'(${spec.fold.y}) * (conv)`] : []),
-  ]);
-  const epilogue = spec.fold ? gradEpilogueFunction(spec.fold, bindings) : epilogueFunction(spec.activation);
-  const wgsl = sections(head, declareTyped(bindings, {}), ...epilogue, code);
-  return kernel(op, wgsl, bindings, 64, dispatch, total * (hasBias ? 28 : 24));
 }

@@ -10,18 +10,11 @@
 // 16 products per tile where the direct kernel does 36 per output pixel. The spec is the forward
 // convolution's (rows [OC_BASE, OC_BASE + OC_COUNT) the weight part's), its tensors read as x the
 // input, y ∂L/∂y, w ∂L/∂w (the part's rows), b ∂L/∂b (optional: the GEMM folds it in), v V, m W,
-// u Z. All images in one pass (the plan refuses otherwise). Sums are fixed-order: Z over p ascending in vec4 steps, then the 4 lanes.
-import { type KernelIdentity, header, sections, u32 } from "../common.ts";
+// u Z. All images in one pass (the plan refuses otherwise). Sums are fixed-order: Z over p
+// ascending in vec4 steps, then the 4 lanes.
+import { type KernelIdentity, u32 } from "../common.ts";
 import { each, indent } from "../conv-tiles.ts";
-import {
-  type WinogradSpec,
-  declareTyped,
-  describe,
-  kernel,
-  linearMain,
-  stageOp,
-  winogradGeometry,
-} from "../winograd.ts";
+import { type WinogradSpec, linearStage, stageOp, tileNames, winogradGeometry } from "../winograd.ts";
 import { type TrainKernelSource, read, write } from "./util.ts";
 
 /** Output channels × input channels per GEMM invocation. */
@@ -67,30 +60,13 @@ let yo = ((n * CO + OC_BASE + o) * OH + ty * 2u) * OW + tx * 2u;`,
     ...[0, 1, 2, 3].map((i) => a((s) => `e${s}_${i}`, `w${i}_`)),
     each(16, (xi) => `m[${xi}u * OCN * P4 + mo] = w${xi >> 2}_${xi & 3};`),
   ].join("\n");
-  const { code, dispatch } = linearMain(total, 64, body, {
-    N_BASE: u32(g.n0),
-    CO: u32(g.co),
-    OH: u32(g.oh),
-    OW: u32(g.ow),
-    TH: u32(g.th),
-    TW: u32(g.tw),
-    P: u32(g.tiles),
-    P4: u32(g.p4),
-    OC_BASE: u32(spec.outBase),
-    OCN: u32(spec.outCount),
+  return linearStage(id, spec, g, {
+    op: stageOp(spec, "dy"),
+    what: ["W[xi][o][p] = A dy A^T per 2x2 tile of dy (the gradient of the forward's M); padding tiles 0"],
+    ...{ bindings, total, body },
+    names: tileNames(spec, g),
+    flops: total * 16,
   });
-  const head = header(id, stageOp(spec, "dy"), [
-    ...describe(spec, g),
-    "W[xi][o][p] = A dy A^T per 2x2 tile of dy (the gradient of the forward's M); padding tiles 0",
-  ]);
-  return kernel(
-    stageOp(spec, "dy"),
-    sections(head, declareTyped(bindings, {}), code),
-    bindings,
-    64,
-    dispatch,
-    total * 16,
-  );
 }
 
 /** The GEMM's blocks for this spec: OB output and CB input channels where they divide, else 1. */
@@ -157,31 +133,29 @@ let c0 = grp * CIG + cblk * ${cb}u; // V's channel`,
         ]
       : []),
   ].join("\n");
-  const { code, dispatch } = linearMain(total, 64, body, {
-    CI: u32(g.ci),
-    CIG: u32(g.cig),
-    COG: u32(g.cog),
-    OC_BASE: u32(spec.outBase),
-    OCN: u32(spec.outCount),
-    P: u32(g.tiles),
-    P4: u32(g.p4),
-    Q4: u32(g.p4 / 4),
+  return linearStage(id, spec, g, {
+    op: `${stageOp(spec, "gemm")}${db ? "+bias" : ""}`,
+    what: [
+      `16 GEMMs Z[xi] = W[xi] V[xi]^T over the ${g.tiles} tiles; invocation = ${ob} output x ${cb} input channels`,
+      ...(db
+        ? ["fused: the bias gradient db[o] = sum over p of W[5][o][p] (the GEMM's column of ones)"]
+        : []),
+      "each Z: vec4 sums over p ascending, then the 4 lanes in order (fixed order, deterministic)",
+    ],
+    ...{ bindings, total, body },
+    names: {
+      CI: u32(g.ci),
+      CIG: u32(g.cig),
+      COG: u32(g.cog),
+      OC_BASE: u32(spec.outBase),
+      OCN: u32(spec.outCount),
+      P: u32(g.tiles),
+      P4: u32(g.p4),
+      Q4: u32(g.p4 / 4),
+    },
+    flops: 2 * 16 * spec.outCount * g.cig * g.tiles,
+    types: { m: "vec4<f32>", v: "vec4<f32>" },
   });
-  const head = header(id, `${stageOp(spec, "gemm")}${db ? "+bias" : ""}`, [
-    ...describe(spec, g),
-    `16 GEMMs Z[xi] = W[xi] V[xi]^T over the ${g.tiles} tiles; invocation = ${ob} output x ${cb} input channels`,
-    ...(db ? ["fused: the bias gradient db[o] = sum over p of W[5][o][p] (the GEMM's column of ones)"] : []),
-    "each Z: vec4 sums over p ascending, then the 4 lanes in order (fixed order, deterministic)",
-  ]);
-  const types = { m: "vec4<f32>", v: "vec4<f32>" };
-  return kernel(
-    `${stageOp(spec, "gemm")}${db ? "+bias" : ""}`,
-    sections(head, declareTyped(bindings, types), code),
-    bindings,
-    64,
-    dispatch,
-    2 * 16 * spec.outCount * g.cig * g.tiles,
-  );
 }
 
 /** dw[o][c] = Gᵀ Z G: the 3×3 gradient of each (output, input) channel pair of the part. */
@@ -199,19 +173,13 @@ export function winogradWgradOutputKernel(id: KernelIdentity, spec: WinogradSpec
     ...[0, 1, 2].map((ky) => gt((j) => `r${j}_${ky}`, `s${ky}_`)),
     each(9, (t) => `dw[i * 9u + ${t}u] = s${Math.floor(t / 3)}_${t % 3};`),
   ].join("\n");
-  const { code, dispatch } = linearMain(total, 64, body, { CIG: u32(g.cig), OCN: u32(spec.outCount) });
-  const head = header(id, stageOp(spec, "output"), [
-    ...describe(spec, g),
-    "dw[o][c] = G^T Z G per (output, input) channel pair of the part",
-  ]);
-  return kernel(
-    stageOp(spec, "output"),
-    sections(head, declareTyped(bindings, {}), code),
-    bindings,
-    64,
-    dispatch,
-    total * 36,
-  );
+  return linearStage(id, spec, g, {
+    op: stageOp(spec, "output"),
+    what: ["dw[o][c] = G^T Z G per (output, input) channel pair of the part"],
+    ...{ bindings, total, body },
+    names: { CIG: u32(g.cig), OCN: u32(spec.outCount) },
+    flops: total * 36,
+  });
 }
 
 /** Bytes of V, W and Z for `spec` (all images in one pass). */

@@ -1,9 +1,10 @@
-// Winograd F(2×2, 3×3) in the training step (wgsl/winograd.ts, winograd-plan.ts): a 3×3 stride-1
-// convolution's forward, and its data gradient, which is itself a 3×3 stride-1 convolution of dy
-// with the weights transposed per group and turned 180° (padding 2 − pad). The weights change every
-// step, so their transforms are step kernels here, not the forward plan's once-per-upload ones; U, V
-// and M are step tensors named after the layer. The weight gradient too (wgsl/backward/winograd-wgrad.ts). Each function emits nothing and returns false where
-// Winograd does not apply, fit or pay: the caller then emits the direct kernel.
+// Winograd F(2×2, 3×3) in the training step (wgsl/winograd.ts, winograd-plan.ts) for a 3×3 stride-1
+// convolution: its forward; its data gradient, itself a 3×3 stride-1 convolution of dy with the
+// weights transposed per group and turned 180° (padding 2 − pad); and its weight gradient
+// (wgsl/backward/winograd-wgrad.ts). The weights change every step, so their transforms are step
+// kernels here, not the forward plan's once-per-upload ones; the scratch (U, V, M, W, Z) are step
+// tensors named after the layer. Each function emits nothing and returns false where Winograd does
+// not apply, fit or pay: the caller then emits the direct kernel.
 import type { NodeAttrs } from "./graph.ts";
 import { convKernels, winogradPays } from "./lower-conv.ts";
 import type { OpContext, Part } from "./lower-train-ops.ts";

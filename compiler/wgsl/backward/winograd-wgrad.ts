@@ -122,8 +122,8 @@ let c0 = grp * CIG + cblk * ${cb}u; // V's channel`,
           `z[(xi * OCN + o0 + ${j}u) * CIG + cblk * ${cb}u + ${k}u] = ((a${j}_${k}.x + a${j}_${k}.y) + a${j}_${k}.z) + a${j}_${k}.w;`,
       ),
     ),
-    // W[5] = the sum of each 2×2 tile of dy (A's rows 1 and 1 are (1, 1)): its sum over the tiles is
-    // the bias gradient, stored by the first channel block's invocations of ξ = 5
+    // W at ξ = 5 (row 1, column 1 of A dy Aᵀ; A's row 1 is (1, 1)) is each 2×2 tile's sum of dy, so
+    // its sum over the tiles is the bias gradient: stored by ξ = 5's first channel block
     ...(db
       ? [
           `if (xi == 5u && cblk == 0u) {\n${indent(

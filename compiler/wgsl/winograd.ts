@@ -32,7 +32,7 @@
 // The data gradient of a 3×3 stride-1 convolution is one too (dy correlated with the weights
 // transposed per group and turned 180°, padding 2 − pad): `transposedWeights` builds its U from the
 // forward weight, and `fold` applies the layer below's activation derivative as dx is stored.
-// Stage 3, the GEMM, is winograd-gemm.ts.
+// Stage 3, the GEMM, is winograd-gemm.ts; the weight gradient is backward/winograd-wgrad.ts.
 //
 // A plan may compute output channels [OC_BASE, OC_BASE + OC_COUNT) only (w holds exactly those rows,
 // as in conv.ts; blocks never straddle a group) and images [N_BASE, N_BASE + N_COUNT) only (so that
@@ -103,7 +103,7 @@ export function winogradGeometry(spec: WinogradSpec) {
 }
 export type Geometry = ReturnType<typeof winogradGeometry>;
 
-/** A stage's plan op: `conv.winograd.<stage>`, or `conv.dgrad.winograd.<stage>` for a gradient's. */
+/** A stage's plan op: `conv.winograd.<stage>`, or `conv.<dgrad|wgrad>.winograd.<stage>` for a gradient's. */
 export function stageOp(spec: WinogradSpec, stage: string): string {
   return `conv.${spec.gradient ? `${spec.gradient}.` : ""}winograd.${stage}`;
 }

@@ -77,6 +77,10 @@ export function biasFolds(tg: TrainingGraph): BiasFold[] {
   return tg.steps.flatMap((s) => (s.kind === "backward" ? (biasFold(s) ?? []) : []));
 }
 
+/** Where a conv's bias gradient is summed (lowered later: lower-train-winograd.ts decides which). */
+const WINOGRAD_OR_DIRECT =
+  "the conv GEMM's column of ones; for a Winograd weight gradient, the GEMM's sum of the transformed ∂L/∂y at ξ = 5";
+
 /** `--explain-fusion`, backward half: one line per fold. */
 export function explainGradFolds(folds: ReadonlyMap<string, GradFold>, biases: readonly BiasFold[]): string {
   const lines = [...folds].map(
@@ -85,7 +89,7 @@ export function explainGradFolds(folds: ReadonlyMap<string, GradFold>, biases: r
   );
   const biasLines = biases.map(
     (b) =>
-      `${b.layer}'s bias gradient folded into its weight-gradient kernel (the ${b.op} GEMM's column of ones), which stores ${b.biasGrad} beside ${b.weightGrad}`,
+      `${b.layer}'s bias gradient folded into its weight-gradient kernel (${b.op === "conv" ? WINOGRAD_OR_DIRECT : "the dense GEMM's column of ones"}), which stores ${b.biasGrad} beside ${b.weightGrad}`,
   );
   return [
     `backward: ${folds.size} activation derivative(s) folded`,

@@ -17,7 +17,11 @@ import { each, indent } from "../conv-tiles.ts";
 import { type WinogradSpec, linearStage, stageOp, tileNames, winogradGeometry } from "../winograd.ts";
 import { type TrainKernelSource, read, write } from "./util.ts";
 
-/** Output channels × input channels per GEMM invocation. */
+/**
+ * Output channels × input channels per GEMM invocation. Measured on lavapipe at alexnet-fmnist's
+ * conv3–conv5 (batch 128): 4 × 4 48–52 ms per GEMM, 4 × 8 48–51, 8 × 4 60–64, 2 × 8 56–62, 8 × 8
+ * 54–80.
+ */
 const OB = 4;
 const CB = 4;
 

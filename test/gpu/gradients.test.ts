@@ -338,7 +338,7 @@ gpu.describe("one training step of alexnet-small.net", () => {
   });
 
   it("transforms conv3–conv5's weights for Winograd every step and evaluation: each sees the last update", async () => {
-    // (forward and data gradient both: the gradient of a 3×3 stride-1 conv is one with the weights
+    // (the forward's and the data gradient's: the latter is a 3×3 stride-1 conv with the weights
     // transposed per group and turned 180°, which tf.grads checks through conv1's and conv2's gradients)
     const graph = graphFromSource(
       readFileSync(new URL("../../models/alexnet-small.net", import.meta.url), "utf8"),

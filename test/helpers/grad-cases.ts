@@ -101,7 +101,8 @@ const OPS: OpSpec[] = [
     x: [3, 9, 9],
     attrs: convAttrs(4, [5, 5], [2, 2], pad(2), 1, false),
   },
-  // 3×3 stride 1 with ≥ 16 output tiles: Winograd forward and data gradient (lower-train-winograd.ts)
+  // 3×3 stride 1 with ≥ 16 output tiles: Winograd forward, data and weight gradients
+  // (lower-train-winograd.ts); 7×9 has partial tiles, the second case 18 tiles (a masked vec4 tail)
   {
     name: "conv grouped k3 s1 pad1 (Winograd)",
     x: [4, 7, 9],

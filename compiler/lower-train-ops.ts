@@ -73,6 +73,8 @@ export interface OpContext {
   parts(param: string): Part[];
   partNames(param: string, base: string): string[];
   add(name: string, shape: number[], role: PlanTensor["role"], extra?: Pick<PlanTensor, "dtype">): void;
+  /** The bytes of a tensor declared so far (undefined when there is none of that name). */
+  bytesOf(name: string): number | undefined;
   /** The tiles of a tunable kernel of this shape (lower.ts `tiles`: the tuning table, recorded). */
   tiles(kind: TunableKind, shape: TunableShape): Tiles;
   /** 3×3 stride-1 convolutions may run as Winograd F(2×2, 3×3) (the `winograd` option is not false). */

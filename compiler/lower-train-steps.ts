@@ -106,6 +106,7 @@ function context(l: StepLowering, node: Node): OpContext {
     parts: (param) => l.parts.get(param)!,
     partNames: (param, base) => l.partNames(param, base),
     add: (name, shape, role, extra) => l.add(name, shape, role, extra ?? {}),
+    bytesOf: (name) => l.tensors.get(name)?.bytes,
     tiles: (kind, shape) => tiles(l.opts, kind, shape),
     winograd: l.opts.winograd !== false,
     maxBindingBytes: l.opts.maxBindingBytes,

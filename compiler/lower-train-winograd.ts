@@ -107,14 +107,19 @@ export function winogradWeightGrad(
   };
   const bytes = winogradWgradScratchBytes(spec);
   if (Math.max(bytes.v, bytes.m, bytes.u) > c.maxBindingBytes) return false;
+  // The forward's V (winogradForward, same name as lower-conv.ts gives it) holds the same values
+  // when its one pass covered every image, which its size says: then it is read, not recomputed.
+  const forwardV = `${c.node.name}.winograd_v`;
+  const reuse = c.bytesOf(forwardV) === bytes.v;
+  if (reuse) spec.tensors.v = forwardV;
   for (const [key, tensor] of [
     ["v", spec.tensors.v],
     ["m", spec.tensors.m],
     ["u", spec.tensors.u],
   ] as const)
-    c.add(tensor, [bytes[key] / 4], "activation");
+    if (!(reuse && key === "v")) c.add(tensor, [bytes[key] / 4], "activation");
   const id = { ...c.id, name };
-  c.emit("wgrad_in", winogradInputKernel(id, spec));
+  if (!reuse) c.emit("wgrad_in", winogradInputKernel(id, spec));
   c.emit("wgrad_dy", winogradDyKernel(id, spec));
   c.emit("wgrad_mm", winogradWgradGemmKernel(id, spec));
   c.emit("wgrad_out", winogradWgradOutputKernel(id, spec));

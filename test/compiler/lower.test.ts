@@ -190,16 +190,20 @@ describe("lower: Winograd", () => {
       ...Array(4).fill("conv3"),
       "conv2",
     ]);
-    // the weight gradient: input and ∂L/∂y transforms, 16 GEMMs over the tiles (the bias gradient
-    // folded in), Gᵀ Z G
+    // the weight gradient: the ∂L/∂y transform, 16 GEMMs over the tiles (the bias gradient folded
+    // in) reading the forward's input transform V (one pass held every image), Gᵀ Z G
     const wgrad = step.filter((k) => /^conv\.(wgrad|bgrad)/.test(k.op));
     expect(wgrad.map((k) => `${k.layer} ${k.op}`)).toEqual([
       ...["conv5", "conv4", "conv3"].flatMap((layer) =>
-        ["input", "dy", "gemm+bias", "output"].map((s) => `${layer} conv.wgrad.winograd.${s}`),
+        ["dy", "gemm+bias", "output"].map((s) => `${layer} conv.wgrad.winograd.${s}`),
       ),
       "conv2 conv.wgrad+bias", // 5×5: direct, the bias gradient folded in
       "conv1 conv.wgrad+bias",
     ]);
+    for (const layer of ["conv3", "conv4", "conv5"]) {
+      const gemm = wgrad.find((k) => k.layer === layer && k.op.startsWith("conv.wgrad.winograd.gemm"))!;
+      expect(gemm.bindings.map((b) => b.tensor)).toContain(`${layer}.winograd_v`);
+    }
     expect(train.prepare ?? []).toEqual([]);
     // evaluation runs on the current weights: its weight transforms are in its schedule too
     const evaluation = train.training!.evalSchedule.flatMap((s) =>

@@ -2,7 +2,7 @@
 // the forward and the layout). The forward is y = Aᵀ [U ⊙ V] A per 2×2 output tile with U = G g Gᵀ
 // and V = Bᵀ d B, so per tile ∂L/∂M = A dy Aᵀ and, summed over tiles and images,
 //
-//   V[ξ][c][p]  = Bᵀ d B                          the forward's input transform, recomputed
+//   V[ξ][c][p]  = Bᵀ d B                          the forward's input transform (its V where it fits)
 //   W[ξ][o][p]  = A dy Aᵀ                         per output channel o of the part and tile p
 //   Z[ξ][o][c]  = Σ_p W[ξ][o][p] · V[ξ][g·CIG + c][p]   16 GEMMs reducing over the P tiles
 //   dw[o][c]    = Gᵀ Z G                          the 3×3 kernel's gradient

@@ -26,6 +26,11 @@ export function winogradPays(batch: number, output: readonly number[]): boolean 
   return batch * Math.ceil(oh / 2) * Math.ceil(ow / 2) >= WINOGRAD_MIN_TILES;
 }
 
+/** The tensors a Winograd forward of kernel `name` on weight part `weight` names U, V and M. */
+export function winogradScratchNames(name: string, weight: string) {
+  return { u: `${weight}.winograd`, v: `${name}.winograd_v`, m: `${name}.winograd_m` };
+}
+
 type ConvAttrs = Extract<Node["attrs"], { op: "conv" }>;
 
 /** What a conv part's lowering sees of the forward lowering in progress (lower.ts). */
@@ -107,7 +112,7 @@ function winogradConv(
   rest: Pick<ConvSpec, "tensors" | "activation">,
 ): ConvKernels | undefined {
   if (!c.winograd) return undefined;
-  const scratch = { u: `${part.tensor}.winograd`, v: `${id.name}.winograd_v`, m: `${id.name}.winograd_m` };
+  const scratch = winogradScratchNames(id.name, part.tensor);
   const spec = {
     ...convGeometry(c, node, attrs, part),
     activation: rest.activation,

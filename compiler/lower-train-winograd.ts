@@ -6,7 +6,7 @@
 // tensors named after the layer. Each function emits nothing and returns false where Winograd does
 // not apply, fit or pay: the caller then emits the direct kernel.
 import type { NodeAttrs } from "./graph.ts";
-import { convKernels, winogradPays } from "./lower-conv.ts";
+import { convKernels, winogradPays, winogradScratchNames } from "./lower-conv.ts";
 import type { OpContext, Part } from "./lower-train-ops.ts";
 import type { GradEpilogue } from "./wgsl/backward/util.ts";
 import {
@@ -107,17 +107,14 @@ export function winogradWeightGrad(
   };
   const bytes = winogradWgradScratchBytes(spec);
   if (Math.max(bytes.v, bytes.m, bytes.u) > c.maxBindingBytes) return false;
-  // The forward's V (winogradForward, same name as lower-conv.ts gives it) holds the same values
-  // when its one pass covered every image, which its size says: then it is read, not recomputed.
-  const forwardV = `${c.node.name}.winograd_v`;
+  // The forward's V (winogradForward) holds the same values when its one pass covered every image,
+  // which its size says: then it is read, not recomputed.
+  const forwardV = winogradScratchNames(c.node.name, part.tensor).v;
   const reuse = c.bytesOf(forwardV) === bytes.v;
   if (reuse) spec.tensors.v = forwardV;
-  for (const [key, tensor] of [
-    ["v", spec.tensors.v],
-    ["m", spec.tensors.m],
-    ["u", spec.tensors.u],
-  ] as const)
-    if (!(reuse && key === "v")) c.add(tensor, [bytes[key] / 4], "activation");
+  else c.add(spec.tensors.v, [bytes.v / 4], "activation");
+  c.add(spec.tensors.m, [bytes.m / 4], "activation");
+  c.add(spec.tensors.u, [bytes.u / 4], "activation");
   const id = { ...c.id, name };
   if (!reuse) c.emit("wgrad_in", winogradInputKernel(id, spec));
   c.emit("wgrad_dy", winogradDyKernel(id, spec));

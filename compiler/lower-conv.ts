@@ -27,7 +27,7 @@ export function winogradPays(batch: number, output: readonly number[]): boolean 
 }
 
 /** The tensors a Winograd forward of kernel `name` on weight part `weight` names U, V and M. */
-export function winogradScratchNames(name: string, weight: string) {
+function winogradScratchNames(name: string, weight: string) {
   return { u: `${weight}.winograd`, v: `${name}.winograd_v`, m: `${name}.winograd_m` };
 }
 
@@ -49,6 +49,8 @@ export interface ConvContext {
 export interface ConvKernels {
   /** Winograd's transformed weights U (`derived`), and its step-local scratch V and M. */
   tensors: Omit<PlanTensor, "device">[];
+  /** Winograd's V when one pass transformed every image: after the forward it holds the whole batch's Bᵀ x B. */
+  wholeBatchV?: string;
   kernels: {
     name: string;
     source: TrainKernelSource;
@@ -142,5 +144,6 @@ function winogradConv(
       equivalentFlops: k.stage === "gemm" ? directFlops / passes : 0,
       once: k.once,
     })),
+    wholeBatchV: passes === 1 ? scratch.v : undefined,
   };
 }

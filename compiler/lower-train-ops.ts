@@ -80,6 +80,8 @@ export interface OpContext {
   /** 3×3 stride-1 convolutions may run as Winograd F(2×2, 3×3) (the `winograd` option is not false). */
   winograd: boolean;
   maxBindingBytes: number;
+  /** Conv weight part → the forward's Winograd V that holds every image's input transform (lower-train-winograd.ts). */
+  wholeBatchV: Map<string, string>;
   emit(what: string, source: KernelSource | TrainKernelSource): void;
 }
 

@@ -45,6 +45,8 @@ export interface StepLowering {
   readonly folds: Map<string, GradFold>;
   /** The active dropouts, and what the backward reads where a fused forward stores no value. */
   readonly fused: TrainingFusion;
+  /** Conv weight part → the forward's Winograd V holding the whole batch (see OpContext). */
+  readonly wholeBatchV: Map<string, string>;
   add(name: string, shape: number[], role: PlanTensor["role"], extra?: Partial<PlanTensor>): void;
   /** A [batch, ...] tensor for graph value `value`. */
   batched(name: string, value: string, role: PlanTensor["role"], aliasOf?: string): void;
@@ -110,6 +112,7 @@ function context(l: StepLowering, node: Node): OpContext {
     tiles: (kind, shape) => tiles(l.opts, kind, shape),
     winograd: l.opts.winograd !== false,
     maxBindingBytes: l.opts.maxBindingBytes,
+    wholeBatchV: l.wholeBatchV,
     emit: (what, source) => l.emit(node.name, what, source),
   };
 }

@@ -3,10 +3,14 @@
 // weights transposed per group and turned 180° (padding 2 − pad); and its weight gradient
 // (wgsl/backward/winograd-wgrad.ts). The weights change every step, so their transforms are step
 // kernels here, not the forward plan's once-per-upload ones; the scratch (U, V, M, W, Z) are step
-// tensors named after the layer. Each function emits nothing and returns false where Winograd does
-// not apply, fit or pay: the caller then emits the direct kernel.
+// tensors named after the layer or, for U, the weight. Where the forward transformed the whole batch
+// in one pass, the weight gradient reads its V, which then lives from the forward into the backward
+// (more peak memory under a packed memory plan, one kernel less per step). Each function emits
+// nothing and returns false where Winograd does not apply, fit or pay: the caller then emits the
+// direct kernel.
+import { DiagnosticError, diag } from "./diagnostics.ts";
 import type { NodeAttrs } from "./graph.ts";
-import { convKernels, winogradPays, winogradScratchNames } from "./lower-conv.ts";
+import { convKernels, winogradPays } from "./lower-conv.ts";
 import type { OpContext, Part } from "./lower-train-ops.ts";
 import type { GradEpilogue } from "./wgsl/backward/util.ts";
 import {
@@ -19,6 +23,10 @@ import { type WinogradSpec, winogradApplies, winogradInputKernel } from "./wgsl/
 import { winogradPlan } from "./wgsl/winograd-plan.ts";
 
 type ConvAttrs = NodeAttrs & { op: "conv" };
+
+function internal(message: string, c: OpContext): DiagnosticError {
+  return new DiagnosticError(diag("AX9001", { message }, c.node.span));
+}
 
 /**
  * A conv part's forward, as lower-conv.ts would choose it for inference. Not where a fused dropout
@@ -40,6 +48,7 @@ export function winogradForward(
   });
   if (conv.kernels.length === 1) return false; // the direct kernel: emitted by the caller, with its dropout
   for (const t of conv.tensors) c.add(t.name, t.shape, "activation");
+  if (conv.wholeBatchV) c.wholeBatchV.set(part.tensor, conv.wholeBatchV);
   for (const k of conv.kernels) c.emit(`fwd_${k.name.slice(name.length + 1)}`, k.source);
   return true;
 }
@@ -105,12 +114,19 @@ export function winogradWeightGrad(
     },
     gradient: "wgrad",
   };
-  const bytes = winogradWgradScratchBytes(spec);
+  let bytes;
+  try {
+    bytes = winogradWgradScratchBytes(spec);
+  } catch {
+    return false; // no Winograd geometry for this shape
+  }
   if (Math.max(bytes.v, bytes.m, bytes.u) > c.maxBindingBytes) return false;
-  // The forward's V (winogradForward) holds the same values when its one pass covered every image,
-  // which its size says: then it is read, not recomputed.
-  const forwardV = winogradScratchNames(c.node.name, part.tensor).v;
-  const reuse = c.bytesOf(forwardV) === bytes.v;
+  // Where the forward ran as Winograd in one pass, its V holds every image's Bᵀ x B, laid out as
+  // this spec's: it is read, not recomputed.
+  const forwardV = c.wholeBatchV.get(part.tensor);
+  if (forwardV !== undefined && c.bytesOf(forwardV) !== bytes.v)
+    throw internal(`${forwardV} holds ${c.bytesOf(forwardV)} bytes; the weight gradient reads ${bytes.v}`, c);
+  const reuse = forwardV !== undefined;
   if (reuse) spec.tensors.v = forwardV;
   else c.add(spec.tensors.v, [bytes.v / 4], "activation");
   c.add(spec.tensors.m, [bytes.m / 4], "activation");

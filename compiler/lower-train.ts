@@ -114,6 +114,7 @@ class TrainLowering implements StepLowering {
   readonly folds: Map<string, GradFold>;
   /** The active dropouts, and what the backward reads where a fused forward stores no value. */
   readonly fused: TrainingFusion;
+  readonly wholeBatchV = new Map<string, string>();
 
   constructor(graph: Graph, opts: TrainLowerOptions, wholeBatch: number) {
     this.graph = graph;

@@ -1,7 +1,7 @@
 // What a lowering needs to run one convolution with Winograd F(2×2, 3×3) (winograd.ts): the kernels
 // in order and the scratch buffers they share, as plain data.
 //
-//   weights  U = G g Gᵀ        once, when the weights are uploaded (U lives as long as w)
+//   weights  U = G g Gᵀ        once per weight upload (inference); every step in training
 //   per pass of images [n0, n0 + nb):
 //     input   V = Bᵀ d B        x → V
 //     gemm    M = U·V           U, V → M
@@ -43,7 +43,11 @@ export interface WinogradScratch {
   /** The tensor name (spec.tensors.u / v / m). */
   name: string;
   bytes: number;
-  /** `weights`: U, kept while the weights are (written by the once kernel); `step`: V and M, live only between this convolution's input and output kernels. */
+  /**
+   * `weights`: U, kept while the weights are (written by the once kernel); `step`: V and M, written
+   * by this convolution's input and gemm kernels (a training step's weight gradient may read V
+   * later: lower-train-winograd.ts).
+   */
   lifetime: "weights" | "step";
 }
 

@@ -27,7 +27,7 @@
 // Summation order (fixed, so the bits are the same on every run and for every tile choice): each
 // M starts at 0 and adds U·V by fma over c ascending; the transforms are fixed expressions; y is
 // bias + the output transform. V's padding tiles (P ≤ p < P4) are never written and their M never
-// read: they only fill SIMD lanes.
+// read: they only fill SIMD lanes (the weight gradient's GEMM, which sums over p, masks them).
 //
 // The data gradient of a 3×3 stride-1 convolution is one too (dy correlated with the weights
 // transposed per group and turned 180°, padding 2 − pad): `transposedWeights` builds its U from the

@@ -31,6 +31,7 @@ import {
   randomLabels,
   testParams,
   tinyNetworkCase,
+  winogradPathCase,
 } from "../helpers/grad-cases.ts";
 import { forward64, sgdStep } from "../helpers/reference64.ts";
 import { tfGradients, useTfCpu } from "../helpers/tf-graph.ts";
@@ -66,15 +67,9 @@ interface Ran {
   params: Map<string, Float32Array>;
 }
 
-/**
- * Lowers `c` for training (input gradients on), runs one step with lr 0 (so the update leaves the
- * weights as they were) and reads back everything the comparisons need.
- */
-async function runStep(c: GradCase, read: string[]): Promise<Ran> {
-  const dev = gpu.dev!;
-  const compiled = lowerTraining(c.graph, {
+function stepOptions(c: GradCase) {
+  return {
     batch: c.batch,
-    maxBindingBytes: dev.maxBindingBytes,
     source: c.name,
     compilerVersion: "alexc test",
     momentum: MOMENTUM,
@@ -82,6 +77,18 @@ async function runStep(c: GradCase, read: string[]): Promise<Ran> {
     activeDropout: c.activeDropout,
     inputGradients: true,
     fuse: c.fuse ?? false,
+  };
+}
+
+/**
+ * Lowers `c` for training (input gradients on), runs one step with lr 0 (so the update leaves the
+ * weights as they were) and reads back everything the comparisons need.
+ */
+async function runStep(c: GradCase, read: string[]): Promise<Ran> {
+  const dev = gpu.dev!;
+  const compiled = lowerTraining(c.graph, {
+    ...stepOptions(c),
+    maxBindingBytes: c.maxBindingBytes ?? dev.maxBindingBytes,
   });
   const trainer = await createTrainer(dev, compiled);
   try {
@@ -257,6 +264,32 @@ gpu.describe("backward of every op vs tf.grads and float64 finite differences", 
     const c = tinyNetworkCase(3);
     await checkCase(c, 12, ["conv1", "pool1", "conv3"]); // ∂L/∂relu3 is folded into conv4's dgrad, never stored
   });
+
+  for (const passes of [false, true])
+    it(`Winograd paths: ${passes ? "batch passes (forward, data gradient with a fold)" : "fused dropout, V reused, bias in the GEMM"}`, async () => {
+      const c = winogradPathCase(passes);
+      // The paths this case is for must be the ones lowered (see winogradPathCase).
+      const { plan } = lowerTraining(c.graph, {
+        ...stepOptions(c),
+        maxBindingBytes: c.maxBindingBytes ?? 1 << 27,
+      });
+      const kernels = new Map(plan.kernels.map((k) => [k.name, k]));
+      const step = plan.schedule.flatMap((s) => (s.kind === "dispatch" ? [kernels.get(s.kernel)!] : []));
+      const ops = (layer: string) => step.filter((k) => k.layer === layer).map((k) => k.op);
+      const passCount = (layer: string, op: string) => ops(layer).filter((o) => o === op).length;
+      expect(ops("conv1")).toContain("conv+relu+dropout");
+      expect(passCount("conv3", "conv.dgrad.winograd.output+relu.grad")).toBe(passes ? 3 : 1);
+      expect(passCount("conv2", "conv.winograd.output+relu")).toBe(passes ? 3 : 1);
+      if (passes) {
+        for (const layer of ["conv1", "conv2", "conv3"]) expect(ops(layer)).toContain("conv.wgrad+bias");
+      } else {
+        expect(ops("conv1")).toContain("conv.wgrad.winograd.input"); // its forward left no V
+        expect(ops("conv2")).not.toContain("conv.wgrad.winograd.input"); // reads the forward's
+        for (const layer of ["conv1", "conv2", "conv3"])
+          expect(ops(layer)).toContain("conv.wgrad.winograd.gemm+bias");
+      }
+      await checkCase(c, 12, ["conv3", "conv2", "drop1", "conv1"]);
+    });
 });
 
 /** He-style weights, small random biases: every layer's gradient matters. */

@@ -23,6 +23,8 @@ export interface GradCase {
    * op's own kernels (a fused plan would store ∂L/∂y of an activation nowhere); on for networks.
    */
   fuse?: boolean;
+  /** A binding limit below the adapter's, to force Winograd's batch passes (or its fallbacks). */
+  maxBindingBytes?: number;
 }
 
 const CLASSES = 3;
@@ -255,5 +257,49 @@ export function tinyNetworkCase(batch = 3): GradCase {
     labels: randomLabels(batch, graph.classes, 78),
     activeDropout: [],
     fuse: true,
+  };
+}
+
+/**
+ * Winograd's paths a plain op case does not reach, on a fused net: conv1's forward carries a fused
+ * dropout (no Winograd output epilogue for it), so its weight gradient transforms x itself; conv2's
+ * reads the forward's V and folds the bias into a GEMM of 1 × 1 channel blocks (5 filters) over 27
+ * tiles (a masked vec4 tail), conv3's into 4 × 1 blocks; conv3's data gradient folds relu2's
+ * derivative into its store. `passes`: a binding limit that splits the forwards and data gradients
+ * into batch passes, which leaves the weight gradients (all images at once) to the direct kernels.
+ */
+export const WINOGRAD_PATHS = `
+network winograd_paths {
+  input image: f32[3, 6, 6]
+  classes: 3
+  conv1 = conv(image, filters: 5, kernel: 3, pad: 1, towers: cross, bias: 0.1)
+  relu1 = relu(conv1)
+  drop1 = dropout(relu1, p: 0.3)
+  conv2 = conv(drop1, filters: 5, kernel: 3, pad: 1, towers: cross, bias: 0.1)
+  relu2 = relu(conv2)
+  conv3 = conv(relu2, filters: 4, kernel: 3, pad: 1, towers: cross, bias: 0.1)
+  relu3 = relu(conv3)
+  fc4 = dense(relu3, units: classes, towers: cross)
+  loss = softmax_cross_entropy(fc4)
+}
+`;
+
+export function winogradPathCase(passes: boolean): GradCase {
+  const graph = graphFromSource(WINOGRAD_PATHS);
+  const batch = 3;
+  return {
+    name: passes ? "Winograd paths in batch passes" : "Winograd paths (fused dropout, V reuse, bias fold)",
+    graph,
+    batch,
+    op: "relu2", // written by the fused conv2+relu2 kernel
+    opInput: "image",
+    inputs: new Map([["image", random(batch * elementCount(graph.inputs[0].shape), 91, -1, 1)]]),
+    // conv1's bias 3 keeps relu1 > 0, so the dropout masks read back as drop1 ≠ 0 are the real ones
+    params: new Map([...testParams(graph, 92), ["conv1.bias", new Float32Array(5).fill(3)]]),
+    labels: randomLabels(batch, graph.classes, 93),
+    activeDropout: ["drop1"],
+    fuse: true,
+    // conv2's V for all 3 images is 8960 bytes, for one image 3840
+    maxBindingBytes: passes ? 6000 : undefined,
   };
 }

@@ -10,8 +10,8 @@
 // 16 products per tile where the direct kernel does 36 per output pixel. The spec is the forward
 // convolution's (rows [OC_BASE, OC_BASE + OC_COUNT) the weight part's), its tensors read as x the
 // input, y ∂L/∂y, w ∂L/∂w (the part's rows), b ∂L/∂b (optional: the GEMM folds it in), v V, m W,
-// u Z. All images in one pass (the plan refuses otherwise). Sums are fixed-order: Z over p
-// ascending in vec4 steps, then the 4 lanes.
+// u Z. All images in one pass (lower-train-winograd.ts lowers the direct kernel otherwise). Sums
+// are fixed-order: Z over p ascending in vec4 steps, then the 4 lanes.
 import { type KernelIdentity, u32 } from "../common.ts";
 import { each, indent } from "../conv-tiles.ts";
 import { type WinogradSpec, linearStage, stageOp, tileNames, winogradGeometry } from "../winograd.ts";

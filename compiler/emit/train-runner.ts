@@ -55,7 +55,7 @@ import { emptyTally, tallyFromSummary, tallySummary } from "${root}/runtime/trai
 import { plotCurves } from "${root}/runtime/train/plot.ts";
 import { EpochProgress } from "${root}/runtime/train/progress.ts";
 import { Rng, RngStreams } from "${root}/runtime/train/rng.ts";
-import { createSchedule } from "${root}/runtime/train/schedule.ts";
+import { createSchedule, endEpoch } from "${root}/runtime/train/schedule.ts";
 import { createPlacedTrainer } from "${root}/runtime/placed.ts";
 import { createTrainer } from "${root}/runtime/trainer.ts";
 import { withMemoryPlan } from "${root}/compiler/memory-bind.ts";
@@ -209,8 +209,9 @@ async function trainOn(graph: Graph, data: TrainingData, opt: Options): Promise<
     const metrics = MetricsWriter.open(join(opt.checkpointDir, "metrics.jsonl"), epoch);
     const save = async (summary: Record<string, number | null>) => {
       const weights = await trainer.readParams();
+      // Running statistics (batch norm) are parameters without momentum: \`m\` names what it holds.
       const toTensors = (m: Map<string, Float32Array>) =>
-        new Map(graph.params.map((p) => [p.name, { shape: p.shape, data: m.get(p.name)! }]));
+        new Map(graph.params.filter((p) => m.has(p.name)).map((p) => [p.name, { shape: p.shape, data: m.get(p.name)! }]));
       const { path } = writeCheckpoint(opt.checkpointDir, {
         network: NETWORK.name,
         planHash,
@@ -265,10 +266,8 @@ async function trainOn(graph: Graph, data: TrainingData, opt: Options): Promise<
       const evaluated = (epoch + 1) % opt.evalEvery === 0 || epoch + 1 === opt.epochs;
       const val = evaluated && data.valCount > 0 ? await data.evaluate(classify, "val", opt.batch) : undefined;
       const lr = schedule.lr();
-      if (val) {
-        const { dropped } = schedule.observe(epoch + 1, val.top1);
-        if (dropped) console.error(\`validation error stopped improving: learning rate \${lr} → \${schedule.lr()}\`);
-      }
+      const dropped = endEpoch(schedule, epoch + 1, val?.top1);
+      if (dropped) console.error(dropped);
       epoch++;
       stepInEpoch = 0;
       metrics.append({

@@ -123,6 +123,25 @@ export function createSchedule(config: ScheduleConfig): Schedule {
   };
 }
 
+/**
+ * The end of epoch `epoch` for a runner, whose validation ran (`valError`) or not (undefined, under
+ * `--eval-every` or without validation images). A plateau schedule observes evaluations only; a
+ * step or constant one every epoch, so that its drops fall on their epochs however seldom
+ * validation runs. Returns the line to print when the rate was divided.
+ */
+export function endEpoch(
+  schedule: Schedule,
+  epoch: number,
+  valError: number | undefined,
+): string | undefined {
+  const plateau = schedule.config.kind === "plateau";
+  if (plateau && valError === undefined) return undefined;
+  const lr = schedule.lr();
+  if (!schedule.observe(epoch, valError ?? Number.NaN).dropped) return undefined;
+  const why = plateau ? "validation error stopped improving" : `step schedule, after epoch ${epoch}`;
+  return `${why}: learning rate ${lr} → ${schedule.lr()}`;
+}
+
 interface Checked {
   kind: ScheduleConfig["kind"];
   lr0: number;

@@ -134,11 +134,12 @@ gpu.describe("training with the generated runner", () => {
       expect(reported).toBeGreaterThan(0);
       expect(Math.abs(top1(evaluated.stdout, label) - reported)).toBeLessThanOrEqual(0.05);
     }
-    expect(loadLatest(dir, { planHash: manifestHash(dir) })!.manifest).toMatchObject({
-      epoch: 1,
-      stepInEpoch: 0,
-      globalStep: 16,
-    });
+    const saved = loadLatest(dir, { planHash: manifestHash(dir) })!;
+    expect(saved.manifest).toMatchObject({ epoch: 1, stepInEpoch: 0, globalStep: 16 });
+    // Batch norm's running statistics are weights without momentum.
+    expect(saved.weights.has("bn1.running_var")).toBe(true);
+    expect(saved.momentum.has("bn1.running_var")).toBe(false);
+    expect(saved.momentum.has("bn1.weight")).toBe(true);
   });
 
   it.skipIf(!haveData && process.env.CI !== "true").each([

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { createSchedule } from "../../../runtime/train/schedule.ts";
+import { createSchedule, endEpoch } from "../../../runtime/train/schedule.ts";
 
 describe("plateau schedule", () => {
   it("divides by 10 when the validation error stops improving (patience 1)", () => {
@@ -95,4 +95,22 @@ it("constant schedule never changes", () => {
   const s = createSchedule({ kind: "constant", lr0: 0.5 });
   expect(s.observe(1, 1).dropped).toBe(false);
   expect(s.lr()).toBe(0.5);
+});
+
+describe("endEpoch (the runner's end of an epoch)", () => {
+  it("drops a step schedule on its epoch when validation did not run", () => {
+    const s = createSchedule({ kind: "step", lr0: 0.05, every: 2 });
+    expect(endEpoch(s, 1, undefined)).toBeUndefined();
+    expect(endEpoch(s, 2, undefined)).toBe("step schedule, after epoch 2: learning rate 0.05 → 0.005");
+    expect(s.lr()).toBeCloseTo(0.005, 15);
+    expect(endEpoch(s, 3, 0.1)).toBeUndefined();
+  });
+
+  it("lets a plateau schedule see evaluations only", () => {
+    const s = createSchedule({ kind: "plateau", lr0: 0.01 });
+    expect(endEpoch(s, 1, 0.5)).toBeUndefined();
+    expect(endEpoch(s, 2, undefined)).toBeUndefined(); // not evaluated: patience untouched
+    expect(s.state()).toMatchObject({ epoch: 1, sinceImprovement: 0 });
+    expect(endEpoch(s, 3, 0.5)).toBe("validation error stopped improving: learning rate 0.01 → 0.001");
+  });
 });

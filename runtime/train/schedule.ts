@@ -11,7 +11,10 @@
 //  - constant: never changes (for smoke runs and fine-tuning).
 //
 // Epochs are counted from 1: `observe(e, …)` is called once after the e-th epoch, with strictly
-// increasing e, and `lr()` is then the rate for epoch e + 1.
+// increasing e, and `lr()` is then the rate for epoch e + 1. The validation error is undefined for an
+// epoch that was not evaluated (`--eval-every`, no validation images): a plateau's patience counts
+// evaluations, so such an epoch leaves it alone, while a step schedule still drops on its epoch.
+// NaN is an evaluation that diverged, which is never an improvement.
 import { z } from "zod";
 
 export type ScheduleConfig =
@@ -46,8 +49,11 @@ export interface Schedule {
   readonly config: ScheduleConfig;
   /** The learning rate to use now. */
   lr(): number;
-  /** Records the validation error after epoch `epoch`; says whether the rate was just divided. */
-  observe(epoch: number, valError: number): { dropped: boolean };
+  /**
+   * Records the end of epoch `epoch` and its validation error (undefined: not evaluated); says
+   * whether the rate was just divided.
+   */
+  observe(epoch: number, valError: number | undefined): { dropped: boolean };
   state(): ScheduleState;
   /** Replaces the state with one from `state()` of a schedule with the same kind. */
   restore(state: unknown): void;
@@ -99,6 +105,7 @@ export function createSchedule(config: ScheduleConfig): Schedule {
       }
       // plateau: patience counts evaluations, however many epochs apart they are. NaN (a diverged
       // run) is never an improvement, so it leads to a drop, which is what a diverging run needs.
+      if (valError === undefined) return { dropped: false };
       const improved = !Number.isNaN(valError) && (s.best === null || valError < s.best - checked.minDelta);
       if (improved) {
         s.best = valError;
@@ -134,11 +141,12 @@ export function endEpoch(
   epoch: number,
   valError: number | undefined,
 ): string | undefined {
-  const plateau = schedule.config.kind === "plateau";
-  if (plateau && valError === undefined) return undefined;
   const lr = schedule.lr();
-  if (!schedule.observe(epoch, valError ?? Number.NaN).dropped) return undefined;
-  const why = plateau ? "validation error stopped improving" : `step schedule, after epoch ${epoch}`;
+  if (!schedule.observe(epoch, valError).dropped) return undefined;
+  const why =
+    schedule.config.kind === "plateau"
+      ? "validation error stopped improving"
+      : `step schedule, after epoch ${epoch}`;
   return `${why}: learning rate ${lr} → ${schedule.lr()}`;
 }
 

@@ -86,7 +86,7 @@ describe("step schedule", () => {
 
   it("catches up when epochs are skipped", () => {
     const s = createSchedule({ kind: "step", lr0: 1, factor: 2, every: 3 });
-    expect(s.observe(7, NaN).dropped).toBe(true);
+    expect(s.observe(7, undefined).dropped).toBe(true);
     expect(s.lr()).toBe(0.25);
   });
 });
@@ -110,7 +110,7 @@ describe("endEpoch (the runner's end of an epoch)", () => {
     const s = createSchedule({ kind: "plateau", lr0: 0.01 });
     expect(endEpoch(s, 1, 0.5)).toBeUndefined();
     expect(endEpoch(s, 2, undefined)).toBeUndefined(); // not evaluated: patience untouched
-    expect(s.state()).toMatchObject({ epoch: 1, sinceImprovement: 0 });
+    expect(s.state()).toMatchObject({ epoch: 2, sinceImprovement: 0, best: 0.5 });
     expect(endEpoch(s, 3, 0.5)).toBe("validation error stopped improving: learning rate 0.01 → 0.001");
   });
 });

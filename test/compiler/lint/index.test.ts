@@ -47,7 +47,14 @@ describe("lintSource", () => {
         "AX5007 `pool1` never reads the last row and column of `norm1`",
         "AX5005 the towers are unbalanced: tower 0 has 14 % more multiply-adds and 41 % more parameters than tower 1",
       ],
-      "alexnet-fmnist.net": ["AX5007 `pool1` never reads the last row and column of `norm1`"],
+      "alexnet-fmnist.net": [
+        "AX5012 the bias of `conv1` is cancelled by the batch norm `bn1`",
+        "AX5007 `pool1` never reads the last row and column of `norm1`",
+        "AX5012 the bias of `conv2` is cancelled by the batch norm `bn2`",
+        "AX5012 the bias of `conv3` is cancelled by the batch norm `bn3`",
+        "AX5012 the bias of `conv4` is cancelled by the batch norm `bn4`",
+        "AX5012 the bias of `conv5` is cancelled by the batch norm `bn5`",
+      ],
       "alexnet-small.net": ["AX5007 `pool` never reads the last row and column of `stage1.norm`"],
       "alexnet.net": [],
       "fig1-relu-fmnist.net": [

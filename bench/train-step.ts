@@ -1,6 +1,7 @@
 // `npm run bench:train -- [MODEL.net] [--batch N] [--iters K]`: median time of one training step
 // (forward, loss, backward, the paper's update) on this machine's WebGPU adapter, the slowest layers
-// by GPU time, and what that means for an epoch of Fashion-MNIST (55,000 training images).
+// by GPU time, and what that means for an epoch of Fashion-MNIST (60,000 images less the data
+// section's validation ones).
 // Convolutions use this adapter's autotuned tiles when the cache has them (as `train.ts --autotune`
 // does), else the templates' own. The same step with direct convolutions is measured too,
 // for the Winograd ratio. Writes bench/results/<date>-train-step-<network>.json. Not a test:
@@ -18,10 +19,12 @@ import { createTrainer } from "../runtime/trainer.ts";
 const args = process.argv.slice(2);
 const flag = (name: string) => (args.includes(name) ? args[args.indexOf(name) + 1] : undefined);
 const file = args.find((a) => a.endsWith(".net")) ?? "models/alexnet-fmnist.net";
-const { graph, recipe } = compileSource(readFileSync(file, "utf8"));
+const { graph, recipe, data } = compileSource(readFileSync(file, "utf8"));
 if (!graph || !recipe) throw new Error(`${file} does not check clean`);
 const batch = Number(flag("--batch") ?? recipe.batch);
 const iters = Number(flag("--iters") ?? 3);
+// An epoch as the model's runner trains it: Fashion-MNIST's 60,000 less those held out for validation.
+const trainImages = 60_000 - (data?.dataset === "fashion_mnist" ? data.validation : 5_000);
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
 /** Median step time and GPU ms per layer of the training plan, with or without Winograd convolutions. */
@@ -71,7 +74,7 @@ try {
   const macs = graph.nodes.reduce((s, n) => s + n.macs, 0);
   // Forward + data gradient + weight gradient ≈ 3× the forward multiply-adds, 2 FLOPs each.
   const gflops = (6 * macs * batch) / (ms * 1e6);
-  const epochMinutes = ((55_000 / batch) * ms) / 60_000;
+  const epochMinutes = ((trainImages / batch) * ms) / 60_000;
   const slowest = [...byLayer].sort((a, b) => b[1] - a[1]).slice(0, 6);
   const tiles = tuning
     ? "autotuned conv tiles (cached for this adapter)"
@@ -94,7 +97,9 @@ try {
   console.log(
     `  slowest layers (GPU ms per step): ${slowest.map(([l, t]) => `${l} ${t.toFixed(0)}`).join(", ")}`,
   );
-  console.log(`  one Fashion-MNIST epoch (55,000 images) would take ≈ ${epochMinutes.toFixed(1)} min`);
+  console.log(
+    `  one Fashion-MNIST epoch (${trainImages.toLocaleString("en")} images) would take ≈ ${epochMinutes.toFixed(1)} min`,
+  );
   const date = new Date().toISOString().slice(0, 10);
   mkdirSync(new URL("./results/", import.meta.url), { recursive: true });
   const out = new URL(`./results/${date}-train-step-${graph.name}.json`, import.meta.url);
@@ -110,6 +115,7 @@ try {
     medianMs: ms,
     gflops,
     epochMinutes,
+    epochImages: trainImages,
     slowestLayersMs: Object.fromEntries(slowest),
     directConvolutions: {
       stepMs: direct.times,

@@ -161,7 +161,7 @@ async function evaluateCheckpoint(set: string, values: { data?: string; "ten-cro
     const views = values["ten-crop"] ? "ten-crop" : "centre";
     const r = await data.evaluate(classify, set, EVAL_BATCH, views);
     const pct = (x: number) => \`\${(x * 100).toFixed(2)} %\`;
-    console.log(\`\${set}\${views === "ten-crop" ? " (ten crops)" : ""}: top-1 error \${pct(r.top1)} (accuracy \${pct(1 - r.top1)}), top-5 error \${pct(r.top5)} over \${r.count} images\`);
+    console.log(\`\${set}\${views === "ten-crop" ? \` (\${data.viewsName})\` : ""}: top-1 error \${pct(r.top1)} (accuracy \${pct(1 - r.top1)}), top-5 error \${pct(r.top5)} over \${r.count} images\`);
     return 0;
   } finally {
     closeDevices([dev]);

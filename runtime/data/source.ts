@@ -57,6 +57,11 @@ export interface TrainingData {
   readonly classes: readonly string[];
   readonly trainCount: number;
   readonly valCount: number;
+  /**
+   * What a `ten-crop` evaluation averages, for labels: "ten crops", or "2 views" for Fashion-MNIST
+   * trained without crops (the image and its mirror: the ten views less the repeats).
+   */
+  readonly viewsName: string;
   /** The evaluations a finished run reports, e.g. the test set, or val with centre and ten crops. */
   readonly finalEvaluations: readonly { label: string; set: "val" | "test"; views: EvalViews }[];
   batches(request: EpochRequest): AsyncIterable<Batch>;
@@ -187,18 +192,20 @@ function openFashionMnist(
   }
   const testIndices = Uint32Array.from({ length: data.test.count }, (_, i) => i);
   const tenCrop = testViews(spec.crop, spec.flip).length;
+  const viewsName = tenCrop === 10 ? "ten crops" : tenCrop === 1 ? "1 view" : `${tenCrop} views`;
 
   return {
     description: "Fashion-MNIST",
     classes: FASHION_MNIST_CLASSES,
     trainCount,
     valCount: valIndices.length,
+    viewsName,
     finalEvaluations: [
       { label: "test", set: "test", views: "centre" },
       ...(tenCrop > 1
         ? [
             {
-              label: tenCrop === 10 ? "test (ten crops)" : `test (${tenCrop} views)`,
+              label: `test (${viewsName})`,
               set: "test" as const,
               views: "ten-crop" as const,
             },

@@ -217,6 +217,7 @@ export async function openImageFolderData(spec: ImageFolderData, opts: OpenOptio
     classes: index.classes,
     trainCount: train.length,
     valCount: val.length,
+    viewsName: "ten crops",
     finalEvaluations: [
       { label: "val (centre crop)", set: "val", views: "centre" },
       { label: "val (ten crops)", set: "val", views: "ten-crop" },

@@ -67,6 +67,14 @@ describe("Fashion-MNIST test views", () => {
     expect((await open(0, false)).finalEvaluations.map((e) => e.label)).toEqual(["test"]);
   });
 
+  it("names the views it averages by what they are: without crops, the image and its mirror", async () => {
+    const mirrored = await open(0, true);
+    expect(mirrored.viewsName).toBe("2 views");
+    expect(mirrored.finalEvaluations.map((e) => e.label)).toEqual(["test", "test (2 views)"]);
+    expect((await open(2, true)).viewsName).toBe("ten crops");
+    expect((await open(2, false)).viewsName).toBe("5 views");
+  });
+
   it("ten-crop evaluation classifies each batch in ten views cut and mirrored from the stored images", async () => {
     const data = await open(2, true);
     const seen: Float32Array[] = [];

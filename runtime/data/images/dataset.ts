@@ -35,6 +35,9 @@ import type { Conversion, ExampleRequest, ImageEntry } from "./types.ts";
 /** Where the statistics used for training are copied, so infer.ts needs no dataset. */
 export const INFERENCE_STATS_FILE = "data-stats.safetensors";
 
+/** What the `ten-crop` evaluation averages here: always the paper's ten distinct crops. */
+const TEN_CROPS = "ten crops";
+
 export async function openImageFolderData(spec: ImageFolderData, opts: OpenOptions): Promise<TrainingData> {
   const dir = opts.dir || spec.dir;
   if (!dir)
@@ -217,10 +220,10 @@ export async function openImageFolderData(spec: ImageFolderData, opts: OpenOptio
     classes: index.classes,
     trainCount: train.length,
     valCount: val.length,
-    viewsName: "ten crops",
+    viewsName: TEN_CROPS,
     finalEvaluations: [
       { label: "val (centre crop)", set: "val", views: "centre" },
-      { label: "val (ten crops)", set: "val", views: "ten-crop" },
+      { label: `val (${TEN_CROPS})`, set: "val", views: "ten-crop" },
     ],
     batches,
     evaluate,

@@ -152,8 +152,8 @@ async function fastestRate(model: string): Promise<{ lr: number; trials: Trial[]
     if (steps !== null && (!best || steps < best.steps)) best = { lr, steps };
   };
   for (const lr of [...lrs].sort((a, b) => distance(a) - distance(b))) await tryRate(lr);
-  // A best rate at the grid's edge may not be the fastest: extend the grid past it (×½ or ×2) until
-  // the best has a slower rate on both sides, so the choice is never an artefact of the grid.
+  // A best rate at the grid's edge may not be the fastest: extend the grid past it (×½ or ×2, six
+  // times at most) until the best has a slower rate on both sides.
   for (let extra = 0; best && extra < 6; extra++) {
     const tried = trials.map((t) => t.lr);
     const edge =

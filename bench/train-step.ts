@@ -8,6 +8,7 @@
 // wall-clock numbers vary.
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { compileSource } from "../compiler/frontend.ts";
+import { defaultData } from "../compiler/check/recipe.ts";
 import { lowerTraining } from "../compiler/lower-train.ts";
 import type { TuningTable } from "../compiler/tuning.ts";
 import { winogradApplies } from "../compiler/wgsl/winograd.ts";
@@ -23,8 +24,9 @@ const { graph, recipe, data } = compileSource(readFileSync(file, "utf8"));
 if (!graph || !recipe) throw new Error(`${file} does not check clean`);
 const batch = Number(flag("--batch") ?? recipe.batch);
 const iters = Number(flag("--iters") ?? 3);
-// An epoch as the model's runner trains it: Fashion-MNIST's 60,000 less those held out for validation.
-const trainImages = 60_000 - (data?.dataset === "fashion_mnist" ? data.validation : 5_000);
+// An epoch as the model's runner trains it: Fashion-MNIST's 60,000 less those held out for validation
+// (the default data section's for a network that does not read Fashion-MNIST).
+const trainImages = 60_000 - (data?.dataset === "fashion_mnist" ? data : defaultData).validation;
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
 /** Median step time and GPU ms per layer of the training plan, with or without Winograd convolutions. */
